@@ -1,0 +1,1 @@
+"""Slack, and only Slack: the Bolt app, its listeners and views, and the CLI."""

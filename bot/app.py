@@ -1,0 +1,42 @@
+"""The Bolt app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+from bot import listeners
+from bot.context import KEY, Swarm
+from bot.gateway import web_client
+
+log = logging.getLogger(__name__)
+
+
+def create_app(swarm: Swarm, *, client: WebClient | None = None) -> App:
+    """A Bolt app wired to the swarm services; nothing is built at import time."""
+    settings = swarm.settings
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    secret = (settings.slack_signing_secret.get_secret_value()
+              if settings.slack_signing_secret else None)
+    client = client or web_client(token, settings.slack_api_url)
+    app = App(
+        name="swarm",
+        token=token,
+        client=client,
+        signing_secret=secret,
+        request_verification_enabled=not settings.socket_mode,
+        token_verification_enabled=False,
+        logger=logging.getLogger("swarm.bolt"),
+    )
+
+    @app.middleware
+    def _services(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002
+        context[KEY] = swarm
+        return next()
+
+    listeners.register(app)
+    return app

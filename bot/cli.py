@@ -1,0 +1,146 @@
+"""`swarmbot`: run the bot, migrate the database, check the configuration."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from bot.settings import Settings, SettingsError, load_settings
+from workflows.config import ConfigError, SwarmConfig, load_config
+
+log = logging.getLogger("swarm")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, then exit."""
+    click.echo(f"swarmbot: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def config_or_exit(path: Path) -> SwarmConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"swarmbot: {exc.source} has {len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Swarm: Slack-native case swarming."""
+
+
+@main.command()
+def run() -> None:
+    """Apply pending migrations, then serve (Socket Mode with SLACK_APP_TOKEN, else HTTP)."""
+    from bot.runtime import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    try:
+        settings.require_serving()
+    except SettingsError as exc:
+        fail(str(exc))
+    config = config_or_exit(settings.swarm_config)
+
+    from bot.channels import resolve_channel_names
+    from bot.gateway import web_client
+    from storage.db import create_db_engine
+    from storage.migrate import upgrade
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except Exception as exc:  # an unreachable database is an operator problem, not a bug
+        fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
+    engine.dispose()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    try:
+        config = resolve_channel_names(config, web_client(token, settings.slack_api_url))
+    except ConfigError as exc:
+        fail("; ".join(str(p) for p in exc.problems))
+    if settings.socket_mode:
+        _serve_socket_mode(settings, config)
+    else:
+        _serve_http(settings, config)
+
+
+def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+    from bot.jobs import start_jobs
+    from bot.runtime import build_swarm
+
+    swarm = build_swarm(settings, config=config)
+    app = create_app(swarm)
+    start_jobs(swarm, app.client)
+    log.info("serving in Socket Mode")
+    assert settings.slack_app_token is not None
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+
+
+def _serve_http(settings: Settings, config: SwarmConfig) -> None:
+    from bot.server import serve_http
+
+    def factory():  # type: ignore[no-untyped-def]
+        from bot.jobs import start_jobs
+        from bot.runtime import build_http, build_swarm, configure_logging
+
+        configure_logging(settings.log_level)
+        swarm = build_swarm(settings, config=config)
+        app, http = build_http(swarm)
+        start_jobs(swarm, app.client)
+        return http
+
+    log.info("serving HTTP on port %s at /slack/events with %d worker(s)", settings.port,
+             settings.web_concurrency)
+    serve_http(factory, port=settings.port, workers=settings.web_concurrency)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending migrations to DATABASE_URL (alembic upgrade head)."""
+    from storage.db import create_db_engine
+    from storage.migrate import current_revision, upgrade
+
+    settings = settings_or_exit()
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
+    click.echo(f"database is at revision {current_revision(engine)}")
+
+
+@main.command("check-config")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def check_config(path: Path | None) -> None:
+    """Validate swarm.yaml (or PATH); print each problem with its location. Exit 0 or 1."""
+    if path is None:
+        path = settings_or_exit().swarm_config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{exc.source}: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    click.echo(f"{path}: ok ({len(config.topics)} topic(s))")
+
+
+if __name__ == "__main__":
+    main()

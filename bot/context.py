@@ -1,0 +1,47 @@
+"""The services every listener reaches through Bolt's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.gateway import AdminCache, WebSlack
+from bot.settings import Settings
+from storage.uow import UnitOfWorkFactory
+from workflows.clock import Clock, SystemClock
+from workflows.config import SwarmConfig
+
+KEY = "swarm"
+
+
+@dataclass
+class Swarm:
+    """Settings, configuration, storage and clock of one running bot."""
+
+    settings: Settings
+    config: SwarmConfig
+    uow: UnitOfWorkFactory
+    clock: Clock = field(default_factory=SystemClock)
+    admins: AdminCache = field(default_factory=AdminCache)
+
+    def slack(self, client: WebClient) -> WebSlack:
+        """The gateway workflows use, on this request's client."""
+        return WebSlack(client, self.admins)
+
+
+def swarm_of(context: Any) -> Swarm:
+    """The Swarm services of a Bolt context."""
+    return context[KEY]
+
+
+def team_of(body: dict[str, Any], context: Any) -> str:
+    """The workspace a request belongs to."""
+    team = context.get("team_id") if context is not None else None
+    if team:
+        return team
+    raw = body.get("team") or {}
+    if isinstance(raw, dict) and raw.get("id"):
+        return raw["id"]
+    return body.get("team_id") or (body.get("user") or {}).get("team_id") or "T0"

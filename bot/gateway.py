@@ -1,0 +1,176 @@
+"""The SlackGateway the workflows talk through, on the real slack_sdk WebClient."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.ids import CARD_EVENT_TYPE
+from bot.views import card_overflow, case_card, case_card_text
+from workflows.errors import SlackUnavailable
+from workflows.ports import CaseCard
+from workflows.text import escape, split
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Errors that mean "not now" rather than "never": kept and retried later.
+TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+             "request_timeout"}
+CANT_REACH_CHANNEL = {"channel_not_found", "not_in_channel", "user_not_in_channel",
+                      "is_archived"}
+
+
+def web_client(token: str | None, base_url: str, *, timeout: int = 10,
+               retries: int = 3) -> WebClient:
+    """A WebClient on `base_url` that retries 429 (honouring Retry-After), 5xx and resets."""
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=retries),
+            RateLimitErrorRetryHandler(max_retry_count=retries),
+            ServerErrorRetryHandler(max_retry_count=retries),
+        ],
+    )
+
+
+class AdminCache:
+    """Who is a workspace admin, remembered for a few minutes."""
+
+    def __init__(self, ttl: float = 300.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, bool]] = {}
+
+    def get(self, user_id: str, load: Callable[[str], bool]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(user_id)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = load(user_id)
+        with self._lock:
+            self._seen[user_id] = (now, value)
+        return value
+
+
+class WebSlack:
+    """SlackGateway over one WebClient."""
+
+    def __init__(self, client: WebClient, admins: AdminCache) -> None:
+        self.client = client
+        self.admins = admins
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """Run a Web API call; Slack being unreachable becomes SlackUnavailable."""
+        try:
+            return call()
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            status = exc.response.status_code if exc.response is not None else None
+            if error in TRANSIENT or (status and status >= 500) or status == 429:
+                raise SlackUnavailable(f"Slack did not take {what} ({error or status})") from exc
+            raise
+        except (SlackClientError, OSError) as exc:
+            raise SlackUnavailable(f"Slack did not answer {what} ({exc})") from exc
+
+    def post_case_card(self, card: CaseCard) -> str:
+        payload: dict[str, Any] = {
+            "channel": card.channel_id,
+            "text": case_card_text(card),
+            "blocks": case_card(card),
+            "metadata": {"event_type": CARD_EVENT_TYPE,
+                         "event_payload": {"case_id": card.case_id,
+                                           "case_number": card.case_number}},
+            "unfurl_links": False,
+        }
+        try:
+            response = self._call("the case card", lambda: self.client.chat_postMessage(**payload))
+        except SlackApiError as exc:
+            if exc.response.get("error") != "not_in_channel":
+                raise SlackUnavailable(
+                    f"card for case {card.case_number} not posted in {card.channel_id}: "
+                    f"{exc.response.get('error')}") from exc
+            # A public channel the bot was never added to: join it, then post.
+            self._call("joining the swarm channel",
+                       lambda: self.client.conversations_join(channel=card.channel_id))
+            response = self._call("the case card", lambda: self.client.chat_postMessage(**payload))
+        ts = response["ts"]
+        overflow = card_overflow(card)
+        if overflow:
+            for piece in split(overflow, 2800):
+                self.post_in_thread(card.channel_id, ts, f">>> {escape(piece)}")
+        return ts
+
+    def find_case_card(self, card: CaseCard) -> str | None:
+        oldest = f"{card.created_at.timestamp() - 60:.6f}" if card.created_at else "0"
+        try:
+            response = self.client.conversations_history(
+                channel=card.channel_id, oldest=oldest, limit=200, include_all_metadata=True)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.info("could not look for an earlier card of case %s: %s", card.case_number, exc)
+            return None
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == CARD_EVENT_TYPE and \
+                    payload.get("case_id") == card.case_id:
+                return message["ts"]
+        return None
+
+    def update_case_card(self, card: CaseCard) -> None:
+        if not card.thread_ts:
+            return
+        self._call("the card update", lambda: self.client.chat_update(
+            channel=card.channel_id, ts=card.thread_ts, text=case_card_text(card),
+            blocks=case_card(card)))
+
+    def post_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
+        response = self._call("a thread reply", lambda: self.client.chat_postMessage(
+            channel=channel_id, thread_ts=thread_ts, text=text, unfurl_links=False))
+        return response["ts"]
+
+    def permalink(self, channel_id: str, ts: str) -> str | None:
+        try:
+            return self.client.chat_getPermalink(channel=channel_id, message_ts=ts)["permalink"]
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.info("no permalink for %s/%s: %s", channel_id, ts, exc)
+            return None
+
+    def tell(self, user_id: str, text: str, *, channel_id: str | None = None) -> None:
+        if channel_id and not channel_id.startswith("D"):
+            try:
+                self._call("an ephemeral message", lambda: self.client.chat_postEphemeral(
+                    channel=channel_id, user=user_id, text=text))
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") not in CANT_REACH_CHANNEL:
+                    raise
+        self._call("a direct message", lambda: self.client.chat_postMessage(
+            channel=user_id, text=text, unfurl_links=False))
+
+    def is_workspace_admin(self, user_id: str) -> bool:
+        def load(uid: str) -> bool:
+            try:
+                user = self.client.users_info(user=uid)["user"]
+            except SlackApiError as exc:
+                log.info("users.info %s: %s", uid, exc.response.get("error"))
+                return False
+            return bool(user.get("is_admin") or user.get("is_owner"))
+
+        return self.admins.get(user_id, load)

@@ -1,0 +1,36 @@
+"""Every Slack identifier the app registers or reads, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+COMMAND = "/swarm"
+CARD_EVENT_TYPE = "swarm_case"
+
+
+class Callback(StrEnum):
+    FILE_CASE = "file-swarm-case"
+    SWARM_MESSAGE = "swarm-this-message"
+    INTAKE_VIEW = "swarm-intake"
+
+
+class Action(StrEnum):
+    JOIN = "case-join"
+    CLAIM = "case-claim"
+    ESCALATE = "case-escalate"
+    RESOLVE = "case-resolve"
+
+
+class Field(StrEnum):
+    """Intake modal blocks; each holds one element whose action_id is `value`."""
+
+    CASE_NUMBER = "case_number"
+    URGENCY = "urgency"
+    TOPIC = "topic"
+    REGION = "region"
+    SUMMARY = "summary"
+    DETAILS = "details"
+    CUSTOMER = "customer"
+
+
+VALUE = "value"

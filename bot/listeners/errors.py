@@ -1,0 +1,57 @@
+"""The one error handler: domain errors become a message to the person who asked."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from workflows.errors import SlackUnavailable, SwarmError
+
+log = logging.getLogger("swarm.errors")
+
+SLACK_FAILED = {
+    "expired_trigger_id": "The form took too long to open. Please try again.",
+    "exchanged_trigger_id": "That form was already opened. Please try again.",
+}
+
+
+def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> None:
+    """Tell the user what happened; log what they cannot act on."""
+    if isinstance(error, SlackUnavailable):
+        log.warning("slack unavailable: %s", error)
+        text = "Slack is not answering right now; what you did is saved and will be retried."
+    elif isinstance(error, SwarmError):
+        text = str(error)
+    else:
+        code = getattr(getattr(error, "response", None), "get", lambda _k: None)("error")
+        if code in SLACK_FAILED:
+            text = SLACK_FAILED[code]
+        else:
+            ref = uuid.uuid4().hex[:8]
+            log.error("unhandled error (ref %s)", ref, exc_info=error)
+            text = f"Something went wrong on our side (ref {ref}). Nothing you entered is lost."
+    _tell(body, client, text)
+
+
+def _tell(body: dict[str, Any], client: WebClient, text: str) -> None:
+    """Answer through the response_url when there is one, else by DM."""
+    response_url = body.get("response_url") or next(
+        (r.get("response_url") for r in body.get("response_urls") or []), None)
+    user_id = body.get("user_id") or (body.get("user") or {}).get("id")
+    try:
+        if response_url:
+            WebhookClient(response_url, timeout=5).send(
+                text=text, response_type="ephemeral", replace_original=False)
+        elif user_id:
+            client.chat_postMessage(channel=user_id, text=text)
+    except Exception:  # the user cannot be told; the log has it
+        log.warning("could not tell %s: %s", user_id, text, exc_info=True)
+
+
+def register(app: App) -> None:
+    app.error(handle_error)

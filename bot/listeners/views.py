@@ -1,0 +1,70 @@
+"""Modal submissions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.context import swarm_of, team_of
+from bot.ids import Callback, Field
+from bot.views import field_values, metadata_of
+from workflows.errors import DuplicateCase, InvalidCase
+from workflows.intake import CaseDraft, file_case, publish_card
+
+log = logging.getLogger(__name__)
+
+
+def submit_intake(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                  context: BoltContext) -> None:
+    """Store the case, close the modal, then post the card and tell the filer."""
+    swarm = swarm_of(context)
+    values = field_values(view)
+    metadata = metadata_of(view)
+    draft = CaseDraft(
+        team_id=team_of(body, context),
+        filer_id=body["user"]["id"],
+        case_number=values.get(Field.CASE_NUMBER, ""),
+        urgency=values.get(Field.URGENCY, ""),
+        topic_key=values.get(Field.TOPIC, ""),
+        region=values.get(Field.REGION, ""),
+        summary=values.get(Field.SUMMARY, ""),
+        details=values.get(Field.DETAILS, ""),
+        customer=values.get(Field.CUSTOMER, ""),
+        origin_channel_id=metadata.origin_channel_id,
+        source_channel_id=metadata.source_channel_id,
+        source_ts=metadata.source_ts,
+        intake_view_id=view.get("id"),
+    )
+    try:
+        filed = file_case(swarm.uow, swarm.config, swarm.clock, draft)
+    except InvalidCase as exc:
+        ack(response_action="errors", errors=_on_blocks(exc.errors, view))
+        return
+    except DuplicateCase as exc:
+        ack(response_action="errors", errors={Field.CASE_NUMBER: str(exc)})
+        return
+    except SQLAlchemyError:
+        ack(response_action="errors", errors={
+            Field.CASE_NUMBER: "The case could not be saved just now. Your form is kept: "
+                               "press File case again in a moment."})
+        raise
+    ack()
+    publish_card(swarm.uow, swarm.config, swarm.slack(client), swarm.clock, filed.case_id)
+
+
+def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
+    """Field errors keyed by the modal's block ids (unknown fields go on the first block)."""
+    present = {b.get("block_id") for b in view.get("blocks", [])}
+    out: dict[str, str] = {}
+    for field, message in errors.items():
+        block = field if field in present or not present else Field.CASE_NUMBER
+        out[block] = f"{out[block]} {message}" if block in out else message
+    return out
+
+
+def register(app: App) -> None:
+    app.view_submission(Callback.INTAKE_VIEW)(submit_intake)

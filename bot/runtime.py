@@ -1,0 +1,58 @@
+"""Assembling a running bot from settings: storage, services, Bolt app, WSGI app."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.app import create_app
+from bot.context import Swarm
+from bot.http import SlackHTTP
+from bot.settings import Settings
+from storage.db import create_db_engine, session_factory
+from storage.uow import UnitOfWorkFactory
+from workflows.clock import Clock, SystemClock
+from workflows.config import SwarmConfig, load_config
+
+TOKEN = re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps Slack tokens out of every log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if TOKEN.search(message):
+            record.msg = TOKEN.sub("xox?-[redacted]", message)
+            record.args = None
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One stderr handler, tokens redacted."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def build_swarm(settings: Settings, *, config: SwarmConfig | None = None,
+                clock: Clock | None = None) -> Swarm:
+    """Services on the configured database and swarm.yaml."""
+    config = config if config is not None else load_config(settings.swarm_config)
+    engine = create_db_engine(settings.database_url)
+    return Swarm(settings=settings, config=config,
+                 uow=UnitOfWorkFactory(session_factory(engine)), clock=clock or SystemClock())
+
+
+def build_http(swarm: Swarm, *, client: WebClient | None = None) -> tuple[App, SlackHTTP]:
+    """The Bolt app and the WSGI application serving it."""
+    app = create_app(swarm, client=client)
+    secret = swarm.settings.slack_signing_secret
+    http = SlackHTTP(app, secret.get_secret_value() if secret else "", uow=swarm.uow)
+    return app, http

@@ -1,0 +1,76 @@
+"""Settings from the environment (SPEC 2), validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DESCRIPTIONS = {
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from OAuth & Permissions",
+    "SLACK_SIGNING_SECRET": "the signing secret from Basic Information",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write",
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names the variable in one line."""
+
+
+class Settings(BaseSettings):
+    """Environment of a running bot."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///swarm.db"
+    swarm_config: Path = Path("swarm.yaml")
+    port: int = Field(default=3000, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+    log_level: str = "INFO"
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app token is set, else HTTP."""
+        return self.slack_app_token is not None
+
+    def require_serving(self) -> None:
+        """Check what serving needs; SettingsError names the first missing variable."""
+        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        if not token:
+            raise SettingsError(_missing("SLACK_BOT_TOKEN"))
+        if not token.startswith("xoxb-"):
+            raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.socket_mode:
+            app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
+            if not app.startswith("xapp-"):
+                raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        elif self.slack_signing_secret is None:
+            raise SettingsError(_missing("SLACK_SIGNING_SECRET") + " (needed in HTTP mode)")
+        if not self.slack_api_url.startswith(("http://", "https://")):
+            raise SettingsError("SLACK_API_URL must be an http(s) URL")
+
+
+def _missing(name: str) -> str:
+    return f"{name} is not set: {DESCRIPTIONS[name]}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsError with one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "environment"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("; ".join(lines)) from None

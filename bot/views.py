@@ -1,0 +1,258 @@
+"""Block Kit builders: the case card, the intake modal, status replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.ids import VALUE, Action, Callback, Field
+from workflows.text import clip, escape
+from storage.models import CaseStatus, Urgency
+from workflows.config import SwarmConfig
+from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX
+from workflows.ports import CaseCard
+
+# Slack limits (https://api.slack.com/reference/block-kit/blocks).
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+HEADER_MAX = 150
+CONTEXT_TEXT_MAX = 2000
+MESSAGE_TEXT_MAX = 3000  # notification fallback text; Slack truncates longer ones
+DETAILS_ON_CARD = 2800
+PARTICIPANTS_SHOWN = 12
+OPTIONS_MAX = 100
+
+URGENCY_ICON = {
+    Urgency.CRITICAL: ":red_circle:",
+    Urgency.HIGH: ":large_orange_circle:",
+    Urgency.MEDIUM: ":large_yellow_circle:",
+    Urgency.LOW: ":white_circle:",
+}
+STATUS_LABEL = {
+    CaseStatus.OPEN: ":hourglass_flowing_sand: Open, waiting for a swarmer",
+    CaseStatus.SWARMING: ":bee: Swarming",
+    CaseStatus.ESCALATED: ":rotating_light: Escalated",
+    CaseStatus.RESOLVED: ":white_check_mark: Resolved",
+}
+
+
+class IntakeMetadata(BaseModel):
+    """What the intake modal carries between open and submit."""
+
+    origin_channel_id: str | None = None
+    source_channel_id: str | None = None
+    source_ts: str | None = None
+
+
+def case_link(card: CaseCard) -> str:
+    """The case number, linked to the support system when a URL template is set."""
+    number = escape(card.case_number)
+    return f"<{card.case_url}|{number}>" if card.case_url else number
+
+
+def case_card_text(card: CaseCard) -> str:
+    """The notification text of a card."""
+    text = f"Case {card.case_number} ({card.urgency.value}, {card.topic_label}): {card.summary}"
+    return clip(escape(text), MESSAGE_TEXT_MAX)
+
+
+def case_card(card: CaseCard) -> list[Block]:
+    """The case card posted in the swarm channel; its thread is the case record."""
+    status = STATUS_LABEL[card.status]
+    if card.status is CaseStatus.ESCALATED and card.severity:
+        status += f" (sev{card.severity})"
+    if card.incident_channel_id:
+        status += f" in <#{card.incident_channel_id}>"
+    topic = escape(card.topic_label) + (f" · {escape(card.region)}" if card.region else "")
+    fields = [
+        f"*Case*\n{case_link(card)}",
+        f"*Urgency*\n{URGENCY_ICON[card.urgency]} {card.urgency.value.title()}",
+        f"*Topic*\n{topic}",
+        f"*Status*\n{status}",
+        f"*Filed by*\n<@{card.filer_id}>",
+        f"*Assignee*\n" + (f"<@{card.assignee_id}>" if card.assignee_id else "_unassigned_"),
+    ]
+    if card.customer:
+        fields.append(f"*Customer*\n{clip(escape(card.customer), FIELD_TEXT_MAX - 20)}")
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(f"{card.case_number}: {card.summary}",
+                                                   HEADER_MAX))),
+        SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
+    ]
+    if card.details:
+        details = escape(card.details)
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=clip(details, DETAILS_ON_CARD, more="_(full details in the thread)_"))))
+    if card.status is CaseStatus.RESOLVED and card.resolution:
+        by = f" by <@{card.resolved_by}>" if card.resolved_by else ""
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
+            f"*Resolved{by}:* {escape(card.resolution)}", SECTION_TEXT_MAX,
+            more="_(full resolution in the thread)_"))))
+    context = []
+    if card.participants:
+        shown = " ".join(f"<@{u}>" for u in card.participants[:PARTICIPANTS_SHOWN])
+        more = len(card.participants) - PARTICIPANTS_SHOWN
+        context.append(f":bee: {shown}" + (f" and {more} more" if more > 0 else ""))
+    if card.source_permalink:
+        context.append(f"<{card.source_permalink}|original message>")
+    if card.breached:
+        context.append(":warning: SLA breached: " + ", ".join(card.breached))
+    if context:
+        blocks.append(ContextBlock(elements=[
+            MarkdownTextObject(text=clip(" · ".join(context), CONTEXT_TEXT_MAX))]))
+    if card.status is not CaseStatus.RESOLVED:
+        value = str(card.case_id)
+        blocks.append(ActionsBlock(block_id=f"case-actions-{card.case_id}", elements=[
+            ButtonElement(text="Join", action_id=Action.JOIN, value=value),
+            ButtonElement(text="Claim", action_id=Action.CLAIM, value=value),
+            ButtonElement(text="Escalate", action_id=Action.ESCALATE, value=value, style="danger"),
+            ButtonElement(text="Resolve", action_id=Action.RESOLVE, value=value, style="primary"),
+        ]))
+    return blocks
+
+
+def card_overflow(card: CaseCard) -> str | None:
+    """The part of the details that did not fit on the card, for the thread."""
+    escaped = escape(card.details)
+    if len(escaped) <= DETAILS_ON_CARD:
+        return None
+    return card.details
+
+
+def _options(pairs: Sequence[tuple[str, str]]) -> list[Option]:
+    return [Option(value=v, text=clip(label, 75)) for v, label in pairs[:OPTIONS_MAX]]
+
+
+def intake_modal(config: SwarmConfig, *, metadata: IntakeMetadata, case_number: str = "",
+                 summary: str = "", details: str = "") -> View:
+    """The one intake modal behind the shortcuts and `/swarm new`."""
+    topics = _options([(t.key, t.title) for t in config.topics])
+    urgencies = _options([(u.value, u.value.title()) for u in Urgency])
+    medium = next(o for o in urgencies if o.value == Urgency.MEDIUM.value)
+    topic_select = StaticSelectElement(action_id=VALUE, placeholder="Product or area",
+                                       options=topics)
+    if len(topics) == 1:
+        topic_select.initial_option = topics[0]
+    blocks: list[Block] = [
+        InputBlock(block_id=Field.CASE_NUMBER, label="Case number",
+                   element=PlainTextInputElement(action_id=VALUE, initial_value=case_number or None,
+                                                 max_length=64, placeholder="27343")),
+        InputBlock(block_id=Field.URGENCY, label="Urgency",
+                   element=StaticSelectElement(action_id=VALUE, options=urgencies,
+                                               initial_option=medium)),
+        InputBlock(block_id=Field.TOPIC, label="Topic", element=topic_select),
+    ]
+    if config.regions:
+        blocks.append(InputBlock(
+            block_id=Field.REGION, label="Region", optional=True,
+            hint="Only for topics with regions; a region may have its own swarm channel.",
+            element=StaticSelectElement(action_id=VALUE, placeholder="Region",
+                                        options=_options([(r, r.upper()) for r in config.regions]))))
+    blocks += [
+        InputBlock(block_id=Field.SUMMARY, label="Summary",
+                   element=PlainTextInputElement(action_id=VALUE, max_length=SUMMARY_MAX,
+                                                 initial_value=clip(summary, SUMMARY_MAX) or None,
+                                                 placeholder="One line: what is wrong")),
+        InputBlock(block_id=Field.DETAILS, label="Details", optional=True,
+                   element=PlainTextInputElement(action_id=VALUE, multiline=True,
+                                                 max_length=DETAILS_MAX,
+                                                 initial_value=clip(details, DETAILS_MAX) or None)),
+        InputBlock(block_id=Field.CUSTOMER, label="Customer / account", optional=True,
+                   element=PlainTextInputElement(action_id=VALUE, max_length=CUSTOMER_MAX)),
+    ]
+    return View(type="modal", callback_id=Callback.INTAKE_VIEW, title="File a swarm case",
+                submit="File case", close="Cancel", blocks=blocks,
+                private_metadata=metadata.model_dump_json(exclude_none=True))
+
+
+def field_values(view: dict) -> dict[str, str]:
+    """The submitted value of each intake field ("" when empty)."""
+    values: dict[str, str] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        element = actions.get(VALUE) or next(iter(actions.values()), {})
+        selected = element.get("selected_option")
+        if selected:
+            values[block_id] = selected.get("value") or ""
+        else:
+            values[block_id] = element.get("value") or ""
+    return values
+
+
+def metadata_of(view: dict) -> IntakeMetadata:
+    """The modal's private metadata (empty when absent or unreadable)."""
+    raw = view.get("private_metadata") or "{}"
+    try:
+        return IntakeMetadata.model_validate(json.loads(raw))
+    except (ValueError, TypeError):
+        return IntakeMetadata()
+
+
+def waited(since: datetime | None, now: datetime) -> str:
+    """How long since, for humans: `42s`, `17m 5s`, `3h 4m`, `2d 1h`."""
+    if since is None:
+        return "?"
+    seconds = max(int((now - since).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def case_line(card: CaseCard, now: datetime) -> str:
+    """One line of the queue."""
+    where = f"<{card.permalink}|{escape(card.case_number)}>" if card.permalink else escape(
+        card.case_number)
+    who = f" · <@{card.assignee_id}>" if card.assignee_id else ""
+    return (f"{URGENCY_ICON[card.urgency]} {where} {escape(clip(card.summary, 80))} · "
+            f"{card.status.value} · waiting {waited(card.created_at, now)}{who}")
+
+
+def case_status(card: CaseCard, now: datetime) -> str:
+    """The `/swarm status <case>` answer."""
+    lines = [f"*Case {case_link(card)}*: {escape(card.summary)}",
+             f"{URGENCY_ICON[card.urgency]} {card.urgency.value} · {escape(card.topic_label)}"
+             + (f" · {escape(card.region)}" if card.region else "")
+             + f" · {STATUS_LABEL[card.status]}",
+             f"Filed by <@{card.filer_id}> {waited(card.created_at, now)} ago"
+             + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else " · unassigned")]
+    if card.permalink:
+        lines.append(f"Thread: {card.permalink}")
+    else:
+        lines.append("Thread: the card is still being posted.")
+    if card.incident_channel_id:
+        lines.append(f"Incident channel: <#{card.incident_channel_id}>")
+    return clip("\n".join(lines), MESSAGE_TEXT_MAX)
+
+
+def queue_status(cards: Sequence[CaseCard], now: datetime, channel_id: str) -> str:
+    """The `/swarm status` answer: this channel's open queue."""
+    if not cards:
+        return f"No open cases in <#{channel_id}>. :tada:"
+    oldest = waited(cards[0].created_at, now)
+    head = f"*{len(cards)} open case{'s' if len(cards) != 1 else ''}* in <#{channel_id}>" \
+           f" (oldest waiting {oldest}):"
+    lines = [head] + [case_line(c, now) for c in cards[:40]]
+    if len(cards) > 40:
+        lines.append(f"… and {len(cards) - 40} more.")
+    return clip("\n".join(lines), MESSAGE_TEXT_MAX)

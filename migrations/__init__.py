@@ -1,0 +1,1 @@
+"""Alembic migrations, one revision per change of the schema."""

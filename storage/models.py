@@ -1,0 +1,251 @@
+"""Tables of the swarm: workspaces, routing, roles, cases, participants, timeline, messages."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Urgency(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"
+    SWARMING = "swarming"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class Role(enum.StrEnum):
+    LEAD = "lead"
+    EXPERT = "expert"
+
+
+class ParticipantRole(enum.StrEnum):
+    FILER = "filer"
+    JOINED = "joined"
+    REPLIED = "replied"
+    ASSIGNEE = "assignee"
+    INVITED = "invited"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Workspace(Base):
+    """A Slack workspace (team) the bot serves."""
+
+    __tablename__ = "workspaces"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopicRoute(Base):
+    """Run-time routing set with `/swarm route`: wins over swarm.yaml for its topic and region."""
+
+    __tablename__ = "topic_routes"
+    __table_args__ = (UniqueConstraint("team_id", "topic_key", "region"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("workspaces.team_id"))
+    topic_key: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64), default="")  # "" = the topic's own channel
+    channel_id: Mapped[str] = mapped_column(String(32))
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopicRole(Base):
+    """A lead or expert added at run time (`/swarm lead`, `/swarm expert`); topic "" = all topics."""
+
+    __tablename__ = "topic_roles"
+    __table_args__ = (UniqueConstraint("team_id", "topic_key", "user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("workspaces.team_id"))
+    topic_key: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[Role] = mapped_column(_enum(Role, "topic_role"))
+    added_by: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    """A support case being swarmed; its card's ts is the case thread."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("team_id", "case_number"),
+        UniqueConstraint("intake_view_id"),
+        Index("ix_cases_team_status", "team_id", "status"),
+        Index("ix_cases_channel_thread", "channel_id", "thread_ts"),
+        Index("ix_cases_incident_channel", "incident_channel_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("workspaces.team_id"))
+    case_number: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(150))
+    details: Mapped[str] = mapped_column(Text, default="")
+    customer: Mapped[str] = mapped_column(String(255), default="")
+    urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "urgency"))
+    topic_key: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"))
+    filer_id: Mapped[str] = mapped_column(String(32))
+    assignee_id: Mapped[str | None] = mapped_column(String(32))
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Where the filer started: a channel for the ephemeral permalink, or None for a DM.
+    origin_channel_id: Mapped[str | None] = mapped_column(String(32))
+    # The message a "Swarm this message" shortcut started from.
+    source_channel_id: Mapped[str | None] = mapped_column(String(32))
+    source_ts: Mapped[str | None] = mapped_column(String(32))
+    source_permalink: Mapped[str | None] = mapped_column(String(1024))
+    # The modal submission that created the case: a retried submission finds it again.
+    intake_view_id: Mapped[str | None] = mapped_column(String(64))
+
+    # The card: the routed swarm channel and the card's ts (= the case thread).
+    channel_id: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(String(1024))
+    card_claimed_at: Mapped[datetime | None] = mapped_column()
+    card_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    filer_notified_at: Mapped[datetime | None] = mapped_column()
+
+    # Escalation.
+    severity: Mapped[int | None] = mapped_column(Integer)
+    incident_channel_id: Mapped[str | None] = mapped_column(String(32))
+    incident_channel_name: Mapped[str | None] = mapped_column(String(80))
+    escalated_at: Mapped[datetime | None] = mapped_column()
+
+    # SLA.
+    first_response_due: Mapped[datetime | None] = mapped_column()
+    resolution_due: Mapped[datetime | None] = mapped_column()
+    first_response_breached_at: Mapped[datetime | None] = mapped_column()
+    resolution_breached_at: Mapped[datetime | None] = mapped_column()
+
+    # Lifecycle.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    first_responder_id: Mapped[str | None] = mapped_column(String(32))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[str | None] = mapped_column(String(32))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    workaround: Mapped[str | None] = mapped_column(Text)
+    kb_link: Mapped[str | None] = mapped_column(String(1024))
+
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Participant.id"
+    )
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseEvent.id"
+    )
+
+    @property
+    def is_open(self) -> bool:
+        """Not resolved (escalated cases are open)."""
+        return self.status is not CaseStatus.RESOLVED
+
+
+class Participant(Base):
+    """Someone in the swarm of a case, and how they joined it."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[ParticipantRole] = mapped_column(_enum(ParticipantRole, "participant_role"))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="participants")
+
+
+class CaseEvent(Base):
+    """One entry of a case's append-only timeline."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Message(Base):
+    """A message of a case thread or incident channel, as last seen (edits and deletes applied)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "ts"),
+        Index("ix_messages_case", "case_id", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    subtype: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    posted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()

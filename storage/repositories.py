@@ -1,0 +1,224 @@
+"""Repositories: keyword-only reads and writes on one session; they never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Participant,
+    ParticipantRole,
+    Role,
+    TopicRole,
+    TopicRoute,
+    Workspace,
+)
+
+
+class CaseRepository:
+    """Cases, their participants and timeline."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ensure_workspace(self, *, team_id: str) -> Workspace:
+        """The workspace row, created on first sight."""
+        workspace = self.session.get(Workspace, team_id)
+        if workspace is None:
+            try:
+                with self.session.begin_nested():
+                    workspace = Workspace(team_id=team_id)
+                    self.session.add(workspace)
+            except IntegrityError:
+                workspace = self.session.get(Workspace, team_id)
+        assert workspace is not None
+        return workspace
+
+    def add(self, case: Case) -> Case:
+        """Stage a new case; a duplicate number or intake view fails at flush."""
+        self.session.add(case)
+        return case
+
+    def get(self, case_id: int, *, for_update: bool = False) -> Case | None:
+        """A case by id."""
+        return self.session.get(Case, case_id, with_for_update=for_update or None)
+
+    def by_number(self, *, team_id: str, case_number: str) -> Case | None:
+        """A case by its number in a workspace."""
+        return self.session.scalar(
+            select(Case).where(Case.team_id == team_id, Case.case_number == case_number)
+        )
+
+    def by_intake_view(self, *, view_id: str) -> Case | None:
+        """The case a modal submission created, if any."""
+        return self.session.scalar(select(Case).where(Case.intake_view_id == view_id))
+
+    def by_thread(self, *, channel_id: str, thread_ts: str) -> Case | None:
+        """The case whose card starts this thread."""
+        return self.session.scalar(
+            select(Case).where(Case.channel_id == channel_id, Case.thread_ts == thread_ts)
+        )
+
+    def by_incident_channel(self, *, channel_id: str) -> Case | None:
+        """The case an incident channel belongs to."""
+        return self.session.scalar(select(Case).where(Case.incident_channel_id == channel_id))
+
+    def open_queue(self, *, team_id: str, channel_id: str | None = None) -> Sequence[Case]:
+        """Cases not resolved, oldest first; optionally only those routed to one channel."""
+        query = select(Case).where(Case.team_id == team_id, Case.status != CaseStatus.RESOLVED)
+        if channel_id is not None:
+            query = query.where(
+                or_(Case.channel_id == channel_id, Case.incident_channel_id == channel_id)
+            )
+        return self.session.scalars(query.order_by(Case.created_at, Case.id)).all()
+
+    def cards_to_post(self, *, stale_before: datetime) -> Sequence[int]:
+        """Ids of cases whose card is not posted and not being posted by someone else now."""
+        return self.session.scalars(
+            select(Case.id)
+            .where(
+                Case.thread_ts.is_(None),
+                or_(Case.card_claimed_at.is_(None), Case.card_claimed_at < stale_before),
+            )
+            .order_by(Case.id)
+        ).all()
+
+    def filers_to_notify(self) -> Sequence[int]:
+        """Ids of cases whose card is posted but whose filer has not been told."""
+        return self.session.scalars(
+            select(Case.id)
+            .where(Case.thread_ts.is_not(None), Case.filer_notified_at.is_(None))
+            .order_by(Case.id)
+        ).all()
+
+    def claim_card(self, *, case_id: int, now: datetime, stale_before: datetime) -> bool:
+        """Take the lease on posting a case's card; False when another worker holds it."""
+        result = self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                Case.thread_ts.is_(None),
+                or_(Case.card_claimed_at.is_(None), Case.card_claimed_at < stale_before),
+            )
+            .values(card_claimed_at=now, card_attempts=Case.card_attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+    def add_event(
+        self,
+        *,
+        case: Case,
+        kind: str,
+        at: datetime,
+        actor_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> CaseEvent:
+        """Append to the case timeline."""
+        event = CaseEvent(case=case, kind=kind, at=at, actor_id=actor_id, data=data or {})
+        self.session.add(event)
+        return event
+
+    def add_participant(
+        self, *, case: Case, user_id: str, role: ParticipantRole, at: datetime
+    ) -> Participant | None:
+        """Add someone to the swarm; None when they already are in it."""
+        if any(p.user_id == user_id for p in case.participants):
+            return None
+        try:
+            with self.session.begin_nested():
+                participant = Participant(case=case, user_id=user_id, role=role, joined_at=at)
+                self.session.add(participant)
+        except IntegrityError:
+            self.session.refresh(case)
+            return None
+        return participant
+
+
+class RoutingRepository:
+    """Run-time routes and roles that win over swarm.yaml."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def route(self, *, team_id: str, topic_key: str, region: str = "") -> TopicRoute | None:
+        """The stored route of a topic (and region), if one was set."""
+        return self.session.scalar(
+            select(TopicRoute).where(
+                TopicRoute.team_id == team_id,
+                TopicRoute.topic_key == topic_key,
+                TopicRoute.region == region,
+            )
+        )
+
+    def routes(self, *, team_id: str) -> Sequence[TopicRoute]:
+        """Every stored route of a workspace."""
+        return self.session.scalars(
+            select(TopicRoute).where(TopicRoute.team_id == team_id).order_by(TopicRoute.id)
+        ).all()
+
+    def set_route(
+        self,
+        *,
+        team_id: str,
+        topic_key: str,
+        region: str,
+        channel_id: str,
+        set_by: str,
+        at: datetime,
+    ) -> TopicRoute:
+        """Create or replace a route."""
+        route = self.route(team_id=team_id, topic_key=topic_key, region=region)
+        if route is None:
+            route = TopicRoute(team_id=team_id, topic_key=topic_key, region=region)
+            self.session.add(route)
+        route.channel_id = channel_id
+        route.set_by = set_by
+        route.set_at = at
+        return route
+
+    def users_with_role(self, *, team_id: str, role: Role, topic_key: str) -> Sequence[str]:
+        """Users given a role for this topic or for every topic."""
+        return self.session.scalars(
+            select(TopicRole.user_id)
+            .where(
+                TopicRole.team_id == team_id,
+                TopicRole.role == role,
+                TopicRole.topic_key.in_([topic_key, ""]),
+            )
+            .order_by(TopicRole.id)
+        ).all()
+
+    def add_role(
+        self, *, team_id: str, topic_key: str, user_id: str, role: Role, added_by: str, at: datetime
+    ) -> bool:
+        """Give a user a role; False when they already had it."""
+        exists = self.session.scalar(
+            select(TopicRole.id).where(
+                TopicRole.team_id == team_id,
+                TopicRole.topic_key == topic_key,
+                TopicRole.user_id == user_id,
+                TopicRole.role == role,
+            )
+        )
+        if exists is not None:
+            return False
+        self.session.add(
+            TopicRole(
+                team_id=team_id,
+                topic_key=topic_key,
+                user_id=user_id,
+                role=role,
+                added_by=added_by,
+                added_at=at,
+            )
+        )
+        return True

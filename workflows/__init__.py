@@ -1,0 +1,1 @@
+"""The swarm domain: intake, routing, escalation, SLA, resolution, metrics."""

@@ -1,0 +1,245 @@
+"""Intake: validate a filed case, store it, then post its card in the swarm channel."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from storage.models import Case, CaseStatus, ParticipantRole, Urgency
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+from workflows.clock import Clock
+from workflows.config import SwarmConfig
+from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
+from workflows.ports import CaseCard, SlackGateway
+from workflows.routing import channel_for
+from workflows.text import escape
+
+log = logging.getLogger(__name__)
+
+SUMMARY_MAX = 150
+DETAILS_MAX = 3000
+CUSTOMER_MAX = 255
+CASE_NUMBER_MAX = 64
+# A card being posted by one worker is left alone this long before another may retry it.
+CARD_LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class CaseDraft:
+    """What the intake modal submitted."""
+
+    team_id: str
+    filer_id: str
+    case_number: str
+    urgency: str
+    topic_key: str
+    summary: str
+    region: str = ""
+    details: str = ""
+    customer: str = ""
+    origin_channel_id: str | None = None
+    source_channel_id: str | None = None
+    source_ts: str | None = None
+    intake_view_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Filed:
+    """The outcome of a submission: the case, and whether this submission created it."""
+
+    case_id: int
+    case_number: str
+    channel_id: str
+    created: bool
+
+
+def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
+    """Field errors by field name; empty when the draft can be filed."""
+    errors: dict[str, str] = {}
+    number = draft.case_number.strip()
+    if not number:
+        errors["case_number"] = "Enter the case number."
+    elif len(number) > CASE_NUMBER_MAX or not re.search(config.case.number_pattern, number):
+        errors["case_number"] = (
+            f"“{number[:40]}” is not a case number here (expected {config.case.number_pattern})."
+        )
+    if draft.urgency not in {u.value for u in Urgency}:
+        errors["urgency"] = "Choose low, medium, high or critical."
+    topic = config.topic(draft.topic_key)
+    if topic is None:
+        errors["topic"] = "Choose a topic."
+    elif draft.region and draft.region not in topic.regions:
+        if topic.regions:
+            errors["region"] = f"{topic.title} has regions {', '.join(topic.regions)}."
+        else:
+            errors["region"] = f"{topic.title} has no regions; leave this empty."
+    summary = draft.summary.strip()
+    if not summary:
+        errors["summary"] = "Write a one-line summary."
+    elif len(summary) > SUMMARY_MAX:
+        errors["summary"] = f"Keep the summary to {SUMMARY_MAX} characters ({len(summary)} now)."
+    if len(draft.details) > DETAILS_MAX:
+        errors["details"] = f"Details are limited to {DETAILS_MAX} characters ({len(draft.details)})."
+    if len(draft.customer) > CUSTOMER_MAX:
+        errors["customer"] = f"Keep the customer to {CUSTOMER_MAX} characters."
+    return errors
+
+
+def file_case(uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock,
+              draft: CaseDraft) -> Filed:
+    """Store a new case (before any Slack call). A retried submission returns the same case."""
+    errors = validate(draft, config)
+    if errors:
+        raise InvalidCase(errors)
+    number = draft.case_number.strip()
+    now = clock.now()
+    with uow_factory() as uow:
+        uow.cases.ensure_workspace(team_id=draft.team_id)
+        uow.commit()
+    with uow_factory() as uow:
+        earlier = _earlier_submission(uow, draft, number)
+        if earlier is not None:
+            return earlier
+        channel_id = channel_for(uow, config, team_id=draft.team_id, topic_key=draft.topic_key,
+                                 region=draft.region)
+        target = config.sla.target(draft.urgency)
+        case = uow.cases.add(
+            Case(
+                team_id=draft.team_id,
+                case_number=number,
+                summary=draft.summary.strip(),
+                details=draft.details.strip(),
+                customer=draft.customer.strip(),
+                urgency=Urgency(draft.urgency),
+                topic_key=draft.topic_key,
+                region=draft.region,
+                status=CaseStatus.OPEN,
+                filer_id=draft.filer_id,
+                origin_channel_id=draft.origin_channel_id,
+                source_channel_id=draft.source_channel_id,
+                source_ts=draft.source_ts,
+                intake_view_id=draft.intake_view_id,
+                channel_id=channel_id,
+                created_at=now,
+                updated_at=now,
+                first_response_due=now + target.first_response,
+                resolution_due=now + target.resolution,
+            )
+        )
+        try:
+            uow.flush()
+        except IntegrityError:
+            # Someone filed the same number (or this submission) a moment ago.
+            uow.session.rollback()
+            earlier = _earlier_submission(uow, draft, number)
+            if earlier is not None:
+                return earlier
+            raise
+        uow.cases.add_participant(case=case, user_id=draft.filer_id, role=ParticipantRole.FILER,
+                                  at=now)
+        uow.cases.add_event(case=case, kind="filed", at=now, actor_id=draft.filer_id,
+                            data={"urgency": draft.urgency, "topic": draft.topic_key,
+                                  "region": draft.region, "channel": channel_id})
+        uow.commit()
+        return Filed(case.id, number, channel_id, created=True)
+
+
+def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed | None:
+    """The case this very submission made before, or DuplicateCase for another filing."""
+    if draft.intake_view_id:
+        mine = uow.cases.by_intake_view(view_id=draft.intake_view_id)
+        if mine is not None:
+            return Filed(mine.id, mine.case_number, mine.channel_id, created=False)
+    existing = uow.cases.by_number(team_id=draft.team_id, case_number=number)
+    if existing is not None:
+        raise DuplicateCase(number, existing.permalink, resolved=not existing.is_open)
+    return None
+
+
+def publish_card(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway,
+                 clock: Clock, case_id: int) -> str | None:
+    """Post the card of a stored case (once, across retries and workers); return the thread ts."""
+    now = clock.now()
+    with uow_factory() as uow:
+        if not uow.cases.claim_card(case_id=case_id, now=now, stale_before=now - CARD_LEASE):
+            case = uow.cases.get(case_id)
+            return case.thread_ts if case else None
+        uow.commit()
+        case = uow.cases.get(case_id)
+        assert case is not None
+        attempts = case.card_attempts
+        source = (case.source_channel_id, case.source_ts) if not case.source_permalink else None
+    if source and source[0] and source[1]:
+        source_permalink = slack.permalink(source[0], source[1])
+        with uow_factory() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            case.source_permalink = source_permalink
+            uow.commit()
+    with uow_factory() as uow:
+        case = uow.cases.get(case_id)
+        assert case is not None
+        card = CaseCard.of(case, config)
+    try:
+        ts = slack.find_case_card(card) if attempts > 1 else None
+        ts = ts or slack.post_case_card(card)
+    except SlackUnavailable:
+        log.warning("case %s: card not posted yet, will retry", card.case_number)
+        with uow_factory() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            case.card_claimed_at = None
+            uow.cases.add_event(case=case, kind="card_failed", at=clock.now(),
+                                data={"attempt": attempts})
+            uow.commit()
+        return None
+    permalink = slack.permalink(card.channel_id, ts)
+    with uow_factory() as uow:
+        case = uow.cases.get(case_id)
+        assert case is not None
+        case.thread_ts = ts
+        case.permalink = permalink
+        case.card_claimed_at = None
+        uow.cases.add_event(case=case, kind="card_posted", at=clock.now(),
+                            data={"channel": card.channel_id, "ts": ts})
+        uow.commit()
+    notify_filer(uow_factory, slack, clock, case_id)
+    return ts
+
+
+def notify_filer(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock,
+                 case_id: int) -> None:
+    """Tell the filer where their case landed, once."""
+    with uow_factory() as uow:
+        case = uow.cases.get(case_id)
+        if case is None or case.thread_ts is None or case.filer_notified_at is not None:
+            return
+        link = case.permalink or f"<#{case.channel_id}>"
+        text = f"Case {escape(case.case_number)} is in <#{case.channel_id}>: {link}"
+        filer, origin = case.filer_id, case.origin_channel_id
+    slack.tell(filer, text, channel_id=origin)
+    with uow_factory() as uow:
+        case = uow.cases.get(case_id)
+        assert case is not None
+        case.filer_notified_at = clock.now()
+        uow.commit()
+
+
+def publish_pending(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway,
+                    clock: Clock) -> int:
+    """Post every card that an earlier attempt (or process) could not; return how many."""
+    now = clock.now()
+    with uow_factory() as uow:
+        pending = uow.cases.cards_to_post(stale_before=now - CARD_LEASE)
+        unnotified = uow.cases.filers_to_notify()
+    posted = 0
+    for case_id in pending:
+        if publish_card(uow_factory, config, slack, clock, case_id):
+            posted += 1
+    for case_id in unnotified:
+        notify_filer(uow_factory, slack, clock, case_id)
+    return posted
