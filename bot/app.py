@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -16,21 +17,24 @@ from bot.gateway import web_client
 log = logging.getLogger(__name__)
 
 
-def create_app(swarm: Swarm, *, client: WebClient | None = None) -> App:
+def create_app(
+    swarm: Swarm, *, client: WebClient | None = None, executor: Executor | None = None
+) -> App:
     """A Bolt app wired to the swarm services; nothing is built at import time."""
     settings = swarm.settings
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    secret = (settings.slack_signing_secret.get_secret_value()
-              if settings.slack_signing_secret else None)
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
     client = client or web_client(token, settings.slack_api_url)
     app = App(
         name="swarm",
-        token=token,
         client=client,
         signing_secret=secret,
         request_verification_enabled=not settings.socket_mode,
         token_verification_enabled=False,
         logger=logging.getLogger("swarm.bolt"),
+        listener_executor=executor,
     )
 
     @app.middleware

@@ -14,8 +14,9 @@ def channel_ids_by_name(client: WebClient) -> dict[str, str]:
     names: dict[str, str] = {}
     cursor = None
     while True:
-        response = client.conversations_list(types="public_channel,private_channel",
-                                             exclude_archived=True, limit=1000, cursor=cursor)
+        response = client.conversations_list(
+            types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+        )
         for channel in response.get("channels", []):
             names[channel["name"]] = channel["id"]
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
@@ -30,13 +31,11 @@ def resolve_channel_names(config: SwarmConfig, client: WebClient) -> SwarmConfig
     for i, topic in enumerate(data["topics"]):
         refs.append((f"topics[{i}].swarm_channel", topic, "swarm_channel"))
         for region in topic["region_channels"]:
-            refs.append((f"topics[{i}].region_channels.{region}", topic["region_channels"],
-                         region))
+            refs.append((f"topics[{i}].region_channels.{region}", topic["region_channels"], region))
     for severity, channels in data["escalation"]["notify"].items():
         for j in range(len(channels)):
             refs.append((f"escalation.notify.{severity}[{j}]", channels, j))
-    wanted = [(path, holder, key) for path, holder, key in refs
-              if str(holder[key]).startswith("#")]
+    wanted = [(path, holder, key) for path, holder, key in refs if str(holder[key]).startswith("#")]
     if not wanted:
         return config
     known = channel_ids_by_name(client)

@@ -106,8 +106,11 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
         start_jobs(swarm, app.client)
         return http
 
-    log.info("serving HTTP on port %s at /slack/events with %d worker(s)", settings.port,
-             settings.web_concurrency)
+    log.info(
+        "serving HTTP on port %s at /slack/events with %d worker(s)",
+        settings.port,
+        settings.web_concurrency,
+    )
     serve_http(factory, port=settings.port, workers=settings.web_concurrency)
 
 

@@ -20,7 +20,7 @@ USAGE = {
     "resolve": "/swarm resolve <case> [text]",
     "reopen": "/swarm reopen <case>",
     "search": "/swarm search <words> [topic:api] [status:open|resolved|escalated] [sev:1] "
-              "[after:2026-01-01] [before:2026-02-01]",
+    "[after:2026-01-01] [before:2026-02-01]",
     "stats": "/swarm stats [7d|30d|90d|all] [topic]",
     "route": "/swarm route <topic> [region]",
     "lead": "/swarm lead @user [topic]",
@@ -105,7 +105,7 @@ def parse(text: str) -> Command:
     if name == "resolve":
         if not args:
             raise _usage(name)
-        return Command(name, case_number=args[0], text=rest[len(args[0]):].strip())
+        return Command(name, case_number=args[0], text=rest[len(args[0]) :].strip())
     if name == "search":
         return _search(rest)
     if name == "stats":
@@ -123,13 +123,15 @@ def parse(text: str) -> Command:
     if name == "route":
         if len(args) not in (1, 2):
             raise _usage(name)
-        return Command(name, topic=args[0].lower(),
-                       region=args[1].lower() if len(args) == 2 else "")
+        return Command(
+            name, topic=args[0].lower(), region=args[1].lower() if len(args) == 2 else ""
+        )
     if name == "lead":
         if len(args) not in (1, 2):
             raise _usage(name)
-        return Command(name, user_id=_user(args[0], name),
-                       topic=args[1].lower() if len(args) == 2 else "")
+        return Command(
+            name, user_id=_user(args[0], name), topic=args[1].lower() if len(args) == 2 else ""
+        )
     if name == "expert":
         if len(args) != 2:
             raise _usage(name)

@@ -26,14 +26,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # Errors that mean "not now" rather than "never": kept and retried later.
-TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-             "request_timeout"}
-CANT_REACH_CHANNEL = {"channel_not_found", "not_in_channel", "user_not_in_channel",
-                      "is_archived"}
+TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+CANT_REACH_CHANNEL = {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
 
 
-def web_client(token: str | None, base_url: str, *, timeout: int = 10,
-               retries: int = 3) -> WebClient:
+def web_client(
+    token: str | None, base_url: str, *, timeout: int = 10, retries: int = 3
+) -> WebClient:
     """A WebClient on `base_url` that retries 429 (honouring Retry-After), 5xx and resets."""
     if not base_url.endswith("/"):
         base_url += "/"
@@ -94,9 +99,10 @@ class WebSlack:
             "channel": card.channel_id,
             "text": case_card_text(card),
             "blocks": case_card(card),
-            "metadata": {"event_type": CARD_EVENT_TYPE,
-                         "event_payload": {"case_id": card.case_id,
-                                           "case_number": card.case_number}},
+            "metadata": {
+                "event_type": CARD_EVENT_TYPE,
+                "event_payload": {"case_id": card.case_id, "case_number": card.case_number},
+            },
             "unfurl_links": False,
         }
         try:
@@ -105,10 +111,13 @@ class WebSlack:
             if exc.response.get("error") != "not_in_channel":
                 raise SlackUnavailable(
                     f"card for case {card.case_number} not posted in {card.channel_id}: "
-                    f"{exc.response.get('error')}") from exc
+                    f"{exc.response.get('error')}"
+                ) from exc
             # A public channel the bot was never added to: join it, then post.
-            self._call("joining the swarm channel",
-                       lambda: self.client.conversations_join(channel=card.channel_id))
+            self._call(
+                "joining the swarm channel",
+                lambda: self.client.conversations_join(channel=card.channel_id),
+            )
             response = self._call("the case card", lambda: self.client.chat_postMessage(**payload))
         ts = response["ts"]
         overflow = card_overflow(card)
@@ -121,28 +130,41 @@ class WebSlack:
         oldest = f"{card.created_at.timestamp() - 60:.6f}" if card.created_at else "0"
         try:
             response = self.client.conversations_history(
-                channel=card.channel_id, oldest=oldest, limit=200, include_all_metadata=True)
+                channel=card.channel_id, oldest=oldest, limit=200, include_all_metadata=True
+            )
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.info("could not look for an earlier card of case %s: %s", card.case_number, exc)
             return None
         for message in response.get("messages", []):
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == CARD_EVENT_TYPE and \
-                    payload.get("case_id") == card.case_id:
+            if (
+                metadata.get("event_type") == CARD_EVENT_TYPE
+                and payload.get("case_id") == card.case_id
+            ):
                 return message["ts"]
         return None
 
     def update_case_card(self, card: CaseCard) -> None:
         if not card.thread_ts:
             return
-        self._call("the card update", lambda: self.client.chat_update(
-            channel=card.channel_id, ts=card.thread_ts, text=case_card_text(card),
-            blocks=case_card(card)))
+        self._call(
+            "the card update",
+            lambda: self.client.chat_update(
+                channel=card.channel_id,
+                ts=card.thread_ts,
+                text=case_card_text(card),
+                blocks=case_card(card),
+            ),
+        )
 
     def post_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
-        response = self._call("a thread reply", lambda: self.client.chat_postMessage(
-            channel=channel_id, thread_ts=thread_ts, text=text, unfurl_links=False))
+        response = self._call(
+            "a thread reply",
+            lambda: self.client.chat_postMessage(
+                channel=channel_id, thread_ts=thread_ts, text=text, unfurl_links=False
+            ),
+        )
         return response["ts"]
 
     def permalink(self, channel_id: str, ts: str) -> str | None:
@@ -155,14 +177,20 @@ class WebSlack:
     def tell(self, user_id: str, text: str, *, channel_id: str | None = None) -> None:
         if channel_id and not channel_id.startswith("D"):
             try:
-                self._call("an ephemeral message", lambda: self.client.chat_postEphemeral(
-                    channel=channel_id, user=user_id, text=text))
+                self._call(
+                    "an ephemeral message",
+                    lambda: self.client.chat_postEphemeral(
+                        channel=channel_id, user=user_id, text=text
+                    ),
+                )
                 return
             except SlackApiError as exc:
                 if exc.response.get("error") not in CANT_REACH_CHANNEL:
                     raise
-        self._call("a direct message", lambda: self.client.chat_postMessage(
-            channel=user_id, text=text, unfurl_links=False))
+        self._call(
+            "a direct message",
+            lambda: self.client.chat_postMessage(channel=user_id, text=text, unfurl_links=False),
+        )
 
     def is_workspace_admin(self, user_id: str) -> bool:
         def load(uid: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 from http import HTTPStatus
+from typing import Any
 
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
@@ -24,8 +24,9 @@ StartResponse = Callable[..., Any]
 class SlackHTTP:
     """Verifies, parses and dispatches Slack requests; malformed bodies get 400, not 500."""
 
-    def __init__(self, app: App, signing_secret: str, uow: UnitOfWorkFactory | None = None,
-                 path: str = PATH) -> None:
+    def __init__(
+        self, app: App, signing_secret: str, uow: UnitOfWorkFactory | None = None, path: str = PATH
+    ) -> None:
         self.app = app
         self.verifier = SignatureVerifier(signing_secret)
         self.uow = uow
@@ -50,12 +51,11 @@ class SlackHTTP:
         headers = _headers(environ)
         timestamp = _first(headers, "x-slack-request-timestamp")
         signature = _first(headers, "x-slack-signature")
-        if not self.verifier.is_valid(raw, timestamp, signature):
+        if not self._signed(raw, timestamp, signature):
             return _reply(start_response, 401, "invalid signature")
         try:
             body = raw.decode("utf-8")
-            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""),
-                                  headers=headers)
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("malformed request body (%d bytes)", len(raw))
             return _reply(start_response, 400, "malformed body")
@@ -66,6 +66,11 @@ class SlackHTTP:
         payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
         start_response(_status(response.status), header_list)
         return [payload]
+
+    def _signed(self, raw: bytes, timestamp: str, signature: str) -> bool:
+        if not timestamp.isdigit() or not signature:
+            return False
+        return self.verifier.is_valid(raw, timestamp, signature)
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         if self.uow is not None:
@@ -103,4 +108,3 @@ def _status(code: int) -> str:
 def _reply(start_response: StartResponse, code: int, message: str) -> Iterable[bytes]:
     start_response(_status(code), [("Content-Type", "text/plain; charset=utf-8")])
     return [message.encode()]
-

@@ -25,8 +25,16 @@ def retry_pending_cards(swarm: Swarm, client: WebClient) -> None:
 def start_jobs(swarm: Swarm, client: WebClient) -> BackgroundScheduler:
     """Start the scheduler: pending cards now and every minute."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(retry_pending_cards, "interval", seconds=RETRY_CARDS_EVERY,
-                      args=[swarm, client], id="cards:retry", replace_existing=True,
-                      next_run_time=swarm.clock.now(), max_instances=1, coalesce=True)
+    scheduler.add_job(
+        retry_pending_cards,
+        "interval",
+        seconds=RETRY_CARDS_EVERY,
+        args=[swarm, client],
+        id="cards:retry",
+        replace_existing=True,
+        next_run_time=swarm.clock.now(),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     return scheduler

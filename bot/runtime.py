@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import Executor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -41,18 +42,25 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
-def build_swarm(settings: Settings, *, config: SwarmConfig | None = None,
-                clock: Clock | None = None) -> Swarm:
+def build_swarm(
+    settings: Settings, *, config: SwarmConfig | None = None, clock: Clock | None = None
+) -> Swarm:
     """Services on the configured database and swarm.yaml."""
     config = config if config is not None else load_config(settings.swarm_config)
     engine = create_db_engine(settings.database_url)
-    return Swarm(settings=settings, config=config,
-                 uow=UnitOfWorkFactory(session_factory(engine)), clock=clock or SystemClock())
+    return Swarm(
+        settings=settings,
+        config=config,
+        uow=UnitOfWorkFactory(session_factory(engine)),
+        clock=clock or SystemClock(),
+    )
 
 
-def build_http(swarm: Swarm, *, client: WebClient | None = None) -> tuple[App, SlackHTTP]:
+def build_http(
+    swarm: Swarm, *, client: WebClient | None = None, executor: Executor | None = None
+) -> tuple[App, SlackHTTP]:
     """The Bolt app and the WSGI application serving it."""
-    app = create_app(swarm, client=client)
+    app = create_app(swarm, client=client, executor=executor)
     secret = swarm.settings.slack_signing_secret
     http = SlackHTTP(app, secret.get_secret_value() if secret else "", uow=swarm.uow)
     return app, http

@@ -27,16 +27,18 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
 
-def serve_http(factory: Callable[[], Any], *, port: int, workers: int,
-               threads: int = 8) -> None:
+def serve_http(factory: Callable[[], Any], *, port: int, workers: int, threads: int = 8) -> None:
     """Serve /slack/events with gunicorn's threaded workers until stopped."""
-    Gunicorn(factory, {
-        "bind": f"0.0.0.0:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "timeout": 30,
-        "graceful_timeout": 20,
-        "accesslog": None,
-        "preload_app": False,
-    }).run()
+    Gunicorn(
+        factory,
+        {
+            "bind": f"0.0.0.0:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 30,
+            "graceful_timeout": 20,
+            "accesslog": None,
+            "preload_app": False,
+        },
+    ).run()

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
         if self.socket_mode:
             app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
             if not app.startswith("xapp-"):
-                raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+                raise SettingsError(
+                    "SLACK_APP_TOKEN must be an app-level token starting with xapp-"
+                )
         elif self.slack_signing_secret is None:
             raise SettingsError(_missing("SLACK_SIGNING_SECRET") + " (needed in HTTP mode)")
         if not self.slack_api_url.startswith(("http://", "https://")):

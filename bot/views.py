@@ -24,11 +24,11 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import VALUE, Action, Callback, Field
-from workflows.text import clip, escape
 from storage.models import CaseStatus, Urgency
 from workflows.config import SwarmConfig
 from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX
 from workflows.ports import CaseCard
+from workflows.text import clip, escape
 
 # Slack limits (https://api.slack.com/reference/block-kit/blocks).
 SECTION_TEXT_MAX = 3000
@@ -88,24 +88,38 @@ def case_card(card: CaseCard) -> list[Block]:
         f"*Topic*\n{topic}",
         f"*Status*\n{status}",
         f"*Filed by*\n<@{card.filer_id}>",
-        f"*Assignee*\n" + (f"<@{card.assignee_id}>" if card.assignee_id else "_unassigned_"),
+        "*Assignee*\n" + (f"<@{card.assignee_id}>" if card.assignee_id else "_unassigned_"),
     ]
     if card.customer:
         fields.append(f"*Customer*\n{clip(escape(card.customer), FIELD_TEXT_MAX - 20)}")
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=clip(f"{card.case_number}: {card.summary}",
-                                                   HEADER_MAX))),
+        HeaderBlock(
+            text=PlainTextObject(text=clip(f"{card.case_number}: {card.summary}", HEADER_MAX))
+        ),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
     ]
     if card.details:
         details = escape(card.details)
-        blocks.append(SectionBlock(text=MarkdownTextObject(
-            text=clip(details, DETAILS_ON_CARD, more="_(full details in the thread)_"))))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=clip(details, DETAILS_ON_CARD, more="_(full details in the thread)_")
+                )
+            )
+        )
     if card.status is CaseStatus.RESOLVED and card.resolution:
         by = f" by <@{card.resolved_by}>" if card.resolved_by else ""
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
-            f"*Resolved{by}:* {escape(card.resolution)}", SECTION_TEXT_MAX,
-            more="_(full resolution in the thread)_"))))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=clip(
+                        f"*Resolved{by}:* {escape(card.resolution)}",
+                        SECTION_TEXT_MAX,
+                        more="_(full resolution in the thread)_",
+                    )
+                )
+            )
+        )
     context = []
     if card.participants:
         shown = " ".join(f"<@{u}>" for u in card.participants[:PARTICIPANTS_SHOWN])
@@ -116,16 +130,28 @@ def case_card(card: CaseCard) -> list[Block]:
     if card.breached:
         context.append(":warning: SLA breached: " + ", ".join(card.breached))
     if context:
-        blocks.append(ContextBlock(elements=[
-            MarkdownTextObject(text=clip(" · ".join(context), CONTEXT_TEXT_MAX))]))
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=clip(" · ".join(context), CONTEXT_TEXT_MAX))]
+            )
+        )
     if card.status is not CaseStatus.RESOLVED:
         value = str(card.case_id)
-        blocks.append(ActionsBlock(block_id=f"case-actions-{card.case_id}", elements=[
-            ButtonElement(text="Join", action_id=Action.JOIN, value=value),
-            ButtonElement(text="Claim", action_id=Action.CLAIM, value=value),
-            ButtonElement(text="Escalate", action_id=Action.ESCALATE, value=value, style="danger"),
-            ButtonElement(text="Resolve", action_id=Action.RESOLVE, value=value, style="primary"),
-        ]))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"case-actions-{card.case_id}",
+                elements=[
+                    ButtonElement(text="Join", action_id=Action.JOIN, value=value),
+                    ButtonElement(text="Claim", action_id=Action.CLAIM, value=value),
+                    ButtonElement(
+                        text="Escalate", action_id=Action.ESCALATE, value=value, style="danger"
+                    ),
+                    ButtonElement(
+                        text="Resolve", action_id=Action.RESOLVE, value=value, style="primary"
+                    ),
+                ],
+            )
+        )
     return blocks
 
 
@@ -141,46 +167,93 @@ def _options(pairs: Sequence[tuple[str, str]]) -> list[Option]:
     return [Option(value=v, text=clip(label, 75)) for v, label in pairs[:OPTIONS_MAX]]
 
 
-def intake_modal(config: SwarmConfig, *, metadata: IntakeMetadata, case_number: str = "",
-                 summary: str = "", details: str = "") -> View:
+def intake_modal(
+    config: SwarmConfig,
+    *,
+    metadata: IntakeMetadata,
+    case_number: str = "",
+    summary: str = "",
+    details: str = "",
+) -> View:
     """The one intake modal behind the shortcuts and `/swarm new`."""
     topics = _options([(t.key, t.title) for t in config.topics])
     urgencies = _options([(u.value, u.value.title()) for u in Urgency])
     medium = next(o for o in urgencies if o.value == Urgency.MEDIUM.value)
-    topic_select = StaticSelectElement(action_id=VALUE, placeholder="Product or area",
-                                       options=topics)
+    topic_select = StaticSelectElement(
+        action_id=VALUE, placeholder="Product or area", options=topics
+    )
     if len(topics) == 1:
         topic_select.initial_option = topics[0]
     blocks: list[Block] = [
-        InputBlock(block_id=Field.CASE_NUMBER, label="Case number",
-                   element=PlainTextInputElement(action_id=VALUE, initial_value=case_number or None,
-                                                 max_length=64, placeholder="27343")),
-        InputBlock(block_id=Field.URGENCY, label="Urgency",
-                   element=StaticSelectElement(action_id=VALUE, options=urgencies,
-                                               initial_option=medium)),
+        InputBlock(
+            block_id=Field.CASE_NUMBER,
+            label="Case number",
+            element=PlainTextInputElement(
+                action_id=VALUE,
+                initial_value=case_number or None,
+                max_length=64,
+                placeholder="27343",
+            ),
+        ),
+        InputBlock(
+            block_id=Field.URGENCY,
+            label="Urgency",
+            element=StaticSelectElement(action_id=VALUE, options=urgencies, initial_option=medium),
+        ),
         InputBlock(block_id=Field.TOPIC, label="Topic", element=topic_select),
     ]
     if config.regions:
-        blocks.append(InputBlock(
-            block_id=Field.REGION, label="Region", optional=True,
-            hint="Only for topics with regions; a region may have its own swarm channel.",
-            element=StaticSelectElement(action_id=VALUE, placeholder="Region",
-                                        options=_options([(r, r.upper()) for r in config.regions]))))
+        blocks.append(
+            InputBlock(
+                block_id=Field.REGION,
+                label="Region",
+                optional=True,
+                hint="Only for topics with regions; a region may have its own swarm channel.",
+                element=StaticSelectElement(
+                    action_id=VALUE,
+                    placeholder="Region",
+                    options=_options([(r, r.upper()) for r in config.regions]),
+                ),
+            )
+        )
     blocks += [
-        InputBlock(block_id=Field.SUMMARY, label="Summary",
-                   element=PlainTextInputElement(action_id=VALUE, max_length=SUMMARY_MAX,
-                                                 initial_value=clip(summary, SUMMARY_MAX) or None,
-                                                 placeholder="One line: what is wrong")),
-        InputBlock(block_id=Field.DETAILS, label="Details", optional=True,
-                   element=PlainTextInputElement(action_id=VALUE, multiline=True,
-                                                 max_length=DETAILS_MAX,
-                                                 initial_value=clip(details, DETAILS_MAX) or None)),
-        InputBlock(block_id=Field.CUSTOMER, label="Customer / account", optional=True,
-                   element=PlainTextInputElement(action_id=VALUE, max_length=CUSTOMER_MAX)),
+        InputBlock(
+            block_id=Field.SUMMARY,
+            label="Summary",
+            element=PlainTextInputElement(
+                action_id=VALUE,
+                max_length=SUMMARY_MAX,
+                initial_value=clip(summary, SUMMARY_MAX) or None,
+                placeholder="One line: what is wrong",
+            ),
+        ),
+        InputBlock(
+            block_id=Field.DETAILS,
+            label="Details",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=VALUE,
+                multiline=True,
+                max_length=DETAILS_MAX,
+                initial_value=clip(details, DETAILS_MAX) or None,
+            ),
+        ),
+        InputBlock(
+            block_id=Field.CUSTOMER,
+            label="Customer / account",
+            optional=True,
+            element=PlainTextInputElement(action_id=VALUE, max_length=CUSTOMER_MAX),
+        ),
     ]
-    return View(type="modal", callback_id=Callback.INTAKE_VIEW, title="File a swarm case",
-                submit="File case", close="Cancel", blocks=blocks,
-                private_metadata=metadata.model_dump_json(exclude_none=True))
+    return View(
+        type="modal",
+        callback_id=Callback.INTAKE_VIEW,
+        title="File a swarm case",
+        submit="File case",
+        close="Cancel",
+        blocks=blocks,
+        private_metadata=metadata.model_dump_json(exclude_none=True),
+    )
 
 
 def field_values(view: dict) -> dict[str, str]:
@@ -221,21 +294,28 @@ def waited(since: datetime | None, now: datetime) -> str:
 
 def case_line(card: CaseCard, now: datetime) -> str:
     """One line of the queue."""
-    where = f"<{card.permalink}|{escape(card.case_number)}>" if card.permalink else escape(
-        card.case_number)
+    where = (
+        f"<{card.permalink}|{escape(card.case_number)}>"
+        if card.permalink
+        else escape(card.case_number)
+    )
     who = f" · <@{card.assignee_id}>" if card.assignee_id else ""
-    return (f"{URGENCY_ICON[card.urgency]} {where} {escape(clip(card.summary, 80))} · "
-            f"{card.status.value} · waiting {waited(card.created_at, now)}{who}")
+    return (
+        f"{URGENCY_ICON[card.urgency]} {where} {escape(clip(card.summary, 80))} · "
+        f"{card.status.value} · waiting {waited(card.created_at, now)}{who}"
+    )
 
 
 def case_status(card: CaseCard, now: datetime) -> str:
     """The `/swarm status <case>` answer."""
-    lines = [f"*Case {case_link(card)}*: {escape(card.summary)}",
-             f"{URGENCY_ICON[card.urgency]} {card.urgency.value} · {escape(card.topic_label)}"
-             + (f" · {escape(card.region)}" if card.region else "")
-             + f" · {STATUS_LABEL[card.status]}",
-             f"Filed by <@{card.filer_id}> {waited(card.created_at, now)} ago"
-             + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else " · unassigned")]
+    lines = [
+        f"*Case {case_link(card)}*: {escape(card.summary)}",
+        f"{URGENCY_ICON[card.urgency]} {card.urgency.value} · {escape(card.topic_label)}"
+        + (f" · {escape(card.region)}" if card.region else "")
+        + f" · {STATUS_LABEL[card.status]}",
+        f"Filed by <@{card.filer_id}> {waited(card.created_at, now)} ago"
+        + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else " · unassigned"),
+    ]
     if card.permalink:
         lines.append(f"Thread: {card.permalink}")
     else:
@@ -250,8 +330,10 @@ def queue_status(cards: Sequence[CaseCard], now: datetime, channel_id: str) -> s
     if not cards:
         return f"No open cases in <#{channel_id}>. :tada:"
     oldest = waited(cards[0].created_at, now)
-    head = f"*{len(cards)} open case{'s' if len(cards) != 1 else ''}* in <#{channel_id}>" \
-           f" (oldest waiting {oldest}):"
+    head = (
+        f"*{len(cards)} open case{'s' if len(cards) != 1 else ''}* in <#{channel_id}>"
+        f" (oldest waiting {oldest}):"
+    )
     lines = [head] + [case_line(c, now) for c in cards[:40]]
     if len(cards) > 40:
         lines.append(f"… and {len(cards) - 40} more.")

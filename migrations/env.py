@@ -13,14 +13,22 @@ target_metadata = Base.metadata
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
     """Tables we do not own (the scheduler's job store) are left alone."""
-    return not (type_ == "table" and reflected and compare_to is None
-                and name in config.attributes.get("foreign_tables", ()))
+    return not (
+        type_ == "table"
+        and reflected
+        and compare_to is None
+        and name in config.attributes.get("foreign_tables", ())
+    )
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"),
-                      target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True, include_object=include_object)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        include_object=include_object,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -37,9 +45,13 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite",
-                      include_object=include_object, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        include_object=include_object,
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

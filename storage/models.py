@@ -101,7 +101,7 @@ class TopicRoute(Base):
 
 
 class TopicRole(Base):
-    """A lead or expert added at run time (`/swarm lead`, `/swarm expert`); topic "" = all topics."""
+    """A lead or expert named at run time (`/swarm lead`, `/swarm expert`); topic "" = all."""
 
     __tablename__ = "topic_roles"
     __table_args__ = (UniqueConstraint("team_id", "topic_key", "user_id", "role"),)

@@ -31,10 +31,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            self.session.rollback()
-        finally:
-            self.session.close()
+        # close() rolls back anything uncommitted and detaches (without expiring) what was read.
+        self.session.close()
 
     def commit(self) -> None:
         """Make the work durable."""

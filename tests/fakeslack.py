@@ -31,8 +31,12 @@ JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
 LIST_FIELDS = ("users",)
 PERMALINK_BASE = "https://fake.slack.com"
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
-SERVER_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable",
-                 504: "request_timeout"}
+SERVER_ERRORS = {
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "request_timeout",
+}
 MAX_TEXT = 40_000
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -270,8 +274,14 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeSlack:
     """The fake Slack workspace and its Web API server."""
 
-    def __init__(self, *, token: str = "xoxb-test-token", team_id: str = "T111",
-                 bot_user_id: str = "UBOT", bot_id: str = "BBOT") -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        team_id: str = "T111",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+    ) -> None:
         self.token = token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -362,8 +372,9 @@ class FakeSlack:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="fakeslack", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="fakeslack", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -409,9 +420,18 @@ class FakeSlack:
         self.add_user(self.bot_user_id, name="swarm", is_bot=True)
 
     # -- seeding -------------------------------------------------------------------------------
-    def add_user(self, user_id: str, *, name: str | None = None, is_admin: bool = False,
-                 is_owner: bool = False, is_restricted: bool = False, deleted: bool = False,
-                 is_bot: bool = False, tz: str = "UTC") -> dict:
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        is_restricted: bool = False,
+        deleted: bool = False,
+        is_bot: bool = False,
+        tz: str = "UTC",
+    ) -> dict:
         """Add (or replace) a workspace user."""
         name = name or user_id.lower()
         try:
@@ -420,14 +440,27 @@ class FakeSlack:
         except (ZoneInfoNotFoundError, ValueError):
             tz_offset = 0
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": name.title(),
-            "deleted": deleted, "is_admin": is_admin or is_owner, "is_owner": is_owner,
-            "is_primary_owner": False, "is_restricted": is_restricted,
-            "is_ultra_restricted": False, "is_bot": is_bot, "is_app_user": False,
-            "tz": tz, "tz_label": tz, "tz_offset": tz_offset,
-            "profile": {"display_name": name, "real_name": name.title(),
-                        "email": None if is_bot else f"{name}@example.com",
-                        "team": self.team_id},
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": name.title(),
+            "deleted": deleted,
+            "is_admin": is_admin or is_owner,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "is_restricted": is_restricted,
+            "is_ultra_restricted": False,
+            "is_bot": is_bot,
+            "is_app_user": False,
+            "tz": tz,
+            "tz_label": tz,
+            "tz_offset": tz_offset,
+            "profile": {
+                "display_name": name,
+                "real_name": name.title(),
+                "email": None if is_bot else f"{name}@example.com",
+                "team": self.team_id,
+            },
         }
         if is_bot and user_id == self.bot_user_id:
             user["profile"]["bot_id"] = self.bot_id
@@ -435,22 +468,44 @@ class FakeSlack:
             self._users[user_id] = user
             return copy.deepcopy(user)
 
-    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False,
-                    members: Iterable[str] = (), is_archived: bool = False) -> dict:
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        is_private: bool = False,
+        members: Iterable[str] = (),
+        is_archived: bool = False,
+    ) -> dict:
         """Add (or replace) a channel; include bot_user_id in members for the bot to be in it."""
         record = {
-            "id": channel_id, "name": name, "is_private": is_private, "is_archived": is_archived,
-            "members": list(dict.fromkeys(members)), "topic": "", "purpose": "",
-            "created": int(time.time()), "creator": self.bot_user_id, "previous_names": [],
+            "id": channel_id,
+            "name": name,
+            "is_private": is_private,
+            "is_archived": is_archived,
+            "members": list(dict.fromkeys(members)),
+            "topic": "",
+            "purpose": "",
+            "created": int(time.time()),
+            "creator": self.bot_user_id,
+            "previous_names": [],
         }
         with self._lock:
             self._channels[channel_id] = record
             self._messages.setdefault(channel_id, {})
             return copy.deepcopy(record)
 
-    def add_message(self, channel: str, *, user: str, text: str, ts: str | None = None,
-                    thread_ts: str | None = None, bot_id: str | None = None,
-                    files: list | None = None) -> dict:
+    def add_message(
+        self,
+        channel: str,
+        *,
+        user: str,
+        text: str,
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        bot_id: str | None = None,
+        files: list | None = None,
+    ) -> dict:
         """Put a message in a channel as if `user` had posted it."""
         with self._lock:
             cid = self._dm_id(channel)
@@ -458,8 +513,12 @@ class FakeSlack:
                 self._im(cid[1:])
             if cid not in self._channels:
                 raise KeyError(f"unknown channel {channel}")
-            message: dict[str, Any] = {"type": "message", "user": user, "text": text,
-                                       "team": self.team_id}
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": user,
+                "text": text,
+                "team": self.team_id,
+            }
             if bot_id:
                 message["bot_id"] = bot_id
             if files:
@@ -490,21 +549,24 @@ class FakeSlack:
         """Every stored message of a channel (top level and replies), in ts order."""
         with self._lock:
             stored = self._messages.get(self._dm_id(channel), {})
-            return [copy.deepcopy(m) for m in sorted(stored.values(),
-                                                      key=lambda m: _ts_key(m["ts"]))]
+            return [
+                copy.deepcopy(m) for m in sorted(stored.values(), key=lambda m: _ts_key(m["ts"]))
+            ]
 
     def thread(self, channel: str, ts: str) -> list[dict]:
         """A thread's parent and replies, in ts order."""
-        return [m for m in self.messages(channel)
-                if m["ts"] == ts or m.get("thread_ts") == ts]
+        return [m for m in self.messages(channel) if m["ts"] == ts or m.get("thread_ts") == ts]
 
     def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[dict]:
         """Ephemeral messages, optionally only those in `channel` and/or to `user`."""
         with self._lock:
             wanted = self._dm_id(channel) if channel else None
-            return [copy.deepcopy(e) for e in self._ephemerals
-                    if (wanted is None or e["channel"] == wanted)
-                    and (user is None or e["user"] == user)]
+            return [
+                copy.deepcopy(e)
+                for e in self._ephemerals
+                if (wanted is None or e["channel"] == wanted)
+                and (user is None or e["user"] == user)
+            ]
 
     def dms(self, user: str) -> list[dict]:
         """Messages posted in the bot's DM with `user`."""
@@ -531,9 +593,17 @@ class FakeSlack:
             return copy.deepcopy(list(self._users.values()))
 
     # -- faults --------------------------------------------------------------------------------
-    def inject(self, method: str, *, status: int | None = None, retry_after: int | None = None,
-               error: str | None = None, delay: float = 0.0, times: int | None = 1,
-               when: Callable[[dict], bool] | None = None) -> None:
+    def inject(
+        self,
+        method: str,
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+        error: str | None = None,
+        delay: float = 0.0,
+        times: int | None = 1,
+        when: Callable[[dict], bool] | None = None,
+    ) -> None:
         """Make the next `times` matching calls to `method` ("*": any) misbehave."""
         with self._lock:
             self._faults.append(_Fault(method, status, retry_after, error, delay, times, when))
@@ -557,8 +627,7 @@ class FakeSlack:
     def _match_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
         """The first live rule for this call, consumed by one; `when` runs outside the lock."""
         with self._lock:
-            candidates = [f for f in self._faults
-                          if f.method in (method, "*") and f.live()]
+            candidates = [f for f in self._faults if f.method in (method, "*") and f.live()]
         for fault in candidates:
             if fault.when is not None and not fault.when(copy.deepcopy(params)):
                 continue
@@ -585,7 +654,7 @@ class FakeSlack:
             if not parts.path.startswith("/api/"):
                 self._send_json(req, 404, {"ok": False, "error": "not_found"})
                 return
-            method = parts.path[len("/api/"):]
+            method = parts.path[len("/api/") :]
             try:
                 params = self._params(parts.query, req.headers.get("Content-Type") or "", raw)
             except (ValueError, UnicodeDecodeError):
@@ -596,8 +665,14 @@ class FakeSlack:
             if auth.lower().startswith("bearer "):
                 token = auth[7:].strip()
             with self._lock:
-                self.calls.append(Call(method, copy.deepcopy(params), time.monotonic(),
-                                       None if token is None else str(token)))
+                self.calls.append(
+                    Call(
+                        method,
+                        copy.deepcopy(params),
+                        time.monotonic(),
+                        None if token is None else str(token),
+                    )
+                )
                 latency = self._latency
             fault = self._match_fault(method, params)
             pause = latency + (fault.delay if fault else 0.0)
@@ -613,30 +688,46 @@ class FakeSlack:
         except Exception as exc:  # the fake itself failed: say so loudly
             with self._lock:
                 self.errors.append(f"{req.path}: {exc!r}")
-            self._send_json(req, 500, {"ok": False, "error": "fake_internal_error",
-                                       "detail": repr(exc)})
+            self._send_json(
+                req, 500, {"ok": False, "error": "fake_internal_error", "detail": repr(exc)}
+            )
 
     def _send_fault(self, req: BaseHTTPRequestHandler, fault: _Fault) -> None:
         """An HTTP error status, with Retry-After for 429."""
         status = int(fault.status or 500)
         if status == 429:
             retry = fault.retry_after if fault.retry_after is not None else 1
-            self._send_json(req, 429, {"ok": False, "error": fault.error or "ratelimited"},
-                            {"Retry-After": str(retry)})
+            self._send_json(
+                req,
+                429,
+                {"ok": False, "error": fault.error or "ratelimited"},
+                {"Retry-After": str(retry)},
+            )
             return
         error = fault.error or SERVER_ERRORS.get(status, f"http_{status}")
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         self._send_json(req, status, {"ok": False, "error": error}, headers)
 
-    def _send_json(self, req: BaseHTTPRequestHandler, status: int, body: dict[str, Any],
-                   headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self,
+        req: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """A JSON answer."""
-        self._send(req, status, json.dumps(body).encode(), "application/json; charset=utf-8",
-                   headers)
+        self._send(
+            req, status, json.dumps(body).encode(), "application/json; charset=utf-8", headers
+        )
 
     @staticmethod
-    def _send(req: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        req: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Write status, headers and body."""
         req.send_response(status)
         req.send_header("Content-Type", content_type)
@@ -657,7 +748,8 @@ class FakeSlack:
                 params.update(body)
         elif raw and kind == "multipart/form-data":
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+                f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+            )
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 if not name:
@@ -688,8 +780,14 @@ class FakeSlack:
         except json.JSONDecodeError:
             body = dict(parse_qsl(text, keep_blank_values=True))
         with self._lock:
-            self._responses.append({"id": path[len("/respond/"):], "url": f"{self._root()}{path}",
-                                    "body": body, "at": time.monotonic()})
+            self._responses.append(
+                {
+                    "id": path[len("/respond/") :],
+                    "url": f"{self._root()}{path}",
+                    "body": body,
+                    "at": time.monotonic(),
+                }
+            )
 
     def _answer(self, method: str, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         """The JSON answer of one Web API call."""
@@ -726,17 +824,25 @@ class FakeSlack:
         cid = f"D{user}"
         record = self._channels.get(cid)
         if record is None:
-            record = {"id": cid, "is_im": True, "user": user, "is_private": True,
-                      "is_archived": False, "members": [user, self.bot_user_id],
-                      "created": int(time.time())}
+            record = {
+                "id": cid,
+                "is_im": True,
+                "user": user,
+                "is_private": True,
+                "is_archived": False,
+                "members": [user, self.bot_user_id],
+                "created": int(time.time()),
+            }
             self._channels[cid] = record
             self._messages.setdefault(cid, {})
         return record
 
     def _named(self, name: str) -> dict | None:
         """The non-DM channel now called `name`."""
-        return next((c for c in self._channels.values()
-                     if not c.get("is_im") and c.get("name") == name), None)
+        return next(
+            (c for c in self._channels.values() if not c.get("is_im") and c.get("name") == name),
+            None,
+        )
 
     def _visible(self, channel: Any) -> dict:
         """A channel the bot can see: any public one, private ones it is in, its DMs."""
@@ -790,16 +896,25 @@ class FakeSlack:
         parent = stored.get(thread_ts)
         if parent is None:
             return
-        replies = sorted((m for m in stored.values()
-                          if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts),
-                         key=lambda m: _ts_key(m["ts"]))
+        replies = sorted(
+            (
+                m
+                for m in stored.values()
+                if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts
+            ),
+            key=lambda m: _ts_key(m["ts"]),
+        )
         if not replies:
             for key in ("reply_count", "reply_users_count", "reply_users", "latest_reply"):
                 parent.pop(key, None)
             return
         users = list(dict.fromkeys(m.get("user") for m in replies if m.get("user")))
-        parent.update(reply_count=len(replies), reply_users_count=len(users),
-                      reply_users=users, latest_reply=replies[-1]["ts"])
+        parent.update(
+            reply_count=len(replies),
+            reply_users_count=len(users),
+            reply_users=users,
+            latest_reply=replies[-1]["ts"],
+        )
 
     def _out(self, message: dict, *, metadata: bool = True) -> dict:
         """A stored message as the Web API shows it."""
@@ -840,26 +955,47 @@ class FakeSlack:
         metadata = params.get("metadata")
         if metadata is None or metadata == "":
             return None
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("event_type"), str) \
-                or not isinstance(metadata.get("event_payload"), dict):
-            raise SlackError("invalid_metadata_format",
-                             detail="metadata needs event_type and an event_payload object")
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise SlackError(
+                "invalid_metadata_format",
+                detail="metadata needs event_type and an event_payload object",
+            )
         return copy.deepcopy(metadata)
 
     def _info(self, record: dict) -> dict:
         """A channel as conversations.info shows it."""
         if record.get("is_im"):
-            return {"id": record["id"], "created": record["created"], "is_im": True,
-                    "is_org_shared": False, "user": record["user"], "is_user_deleted":
-                    bool(self._users.get(record["user"], {}).get("deleted")), "priority": 0}
+            return {
+                "id": record["id"],
+                "created": record["created"],
+                "is_im": True,
+                "is_org_shared": False,
+                "user": record["user"],
+                "is_user_deleted": bool(self._users.get(record["user"], {}).get("deleted")),
+                "priority": 0,
+            }
         private = record["is_private"]
         return {
-            "id": record["id"], "name": record["name"], "name_normalized": record["name"],
-            "is_channel": not private, "is_group": private, "is_im": False, "is_mpim": False,
-            "is_private": private, "is_archived": record["is_archived"],
-            "is_general": record["name"] == "general", "is_shared": False,
-            "is_ext_shared": False, "is_org_shared": False, "context_team_id": self.team_id,
-            "created": record["created"], "creator": record["creator"],
+            "id": record["id"],
+            "name": record["name"],
+            "name_normalized": record["name"],
+            "is_channel": not private,
+            "is_group": private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": private,
+            "is_archived": record["is_archived"],
+            "is_general": record["name"] == "general",
+            "is_shared": False,
+            "is_ext_shared": False,
+            "is_org_shared": False,
+            "context_team_id": self.team_id,
+            "created": record["created"],
+            "creator": record["creator"],
             "is_member": self.bot_user_id in record["members"],
             "topic": {"value": record["topic"], "creator": "", "last_set": 0},
             "purpose": {"value": record["purpose"], "creator": "", "last_set": 0},
@@ -898,23 +1034,43 @@ class FakeSlack:
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         """auth.test: who the token is."""
-        return {"url": f"{PERMALINK_BASE}/", "team": "Fake Workspace", "team_id": self.team_id,
-                "user": self._users.get(self.bot_user_id, {}).get("name", "swarm"),
-                "user_id": self.bot_user_id, "bot_id": self.bot_id,
-                "is_enterprise_install": False}
+        return {
+            "url": f"{PERMALINK_BASE}/",
+            "team": "Fake Workspace",
+            "team_id": self.team_id,
+            "user": self._users.get(self.bot_user_id, {}).get("name", "swarm"),
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
 
     def _team_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """team.info."""
-        return {"team": {"id": self.team_id, "name": "Fake Workspace", "domain": "fake",
-                         "email_domain": "example.com", "icon": {}}}
+        return {
+            "team": {
+                "id": self.team_id,
+                "name": "Fake Workspace",
+                "domain": "fake",
+                "email_domain": "example.com",
+                "icon": {},
+            }
+        }
 
     def _bots_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """bots.info for the bot itself (any other id: bot_not_found)."""
         if _str(params, "bot") not in ("", self.bot_id):
             raise SlackError("bot_not_found")
-        return {"bot": {"id": self.bot_id, "deleted": False, "name": "swarm",
-                        "updated": int(time.time()), "app_id": self.app_id,
-                        "user_id": self.bot_user_id, "icons": {}}}
+        return {
+            "bot": {
+                "id": self.bot_id,
+                "deleted": False,
+                "name": "swarm",
+                "updated": int(time.time()),
+                "app_id": self.app_id,
+                "user_id": self.bot_user_id,
+                "icons": {},
+            }
+        }
 
     # -- chat ----------------------------------------------------------------------------------
     def _post_target(self, channel: Any) -> dict:
@@ -943,9 +1099,14 @@ class FakeSlack:
         metadata = self._metadata(params)
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
-        message: dict[str, Any] = {"type": "message", "user": self.bot_user_id,
-                                   "bot_id": self.bot_id, "app_id": self.app_id, "text": text,
-                                   "team": self.team_id}
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "text": text,
+            "team": self.team_id,
+        }
         if blocks is not None:
             message["blocks"] = blocks
         if attachments is not None:
@@ -976,13 +1137,20 @@ class FakeSlack:
             raise SlackError("no_text")
         if "text" in params or "markdown_text" in params:
             message["text"] = text
-        for key, value in (("blocks", blocks), ("attachments", attachments),
-                           ("metadata", metadata)):
+        for key, value in (
+            ("blocks", blocks),
+            ("attachments", attachments),
+            ("metadata", metadata),
+        ):
             if value is not None:
                 message[key] = value
         message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
-        return {"channel": record["id"], "ts": message["ts"], "text": message["text"],
-                "message": self._out(message)}
+        return {
+            "channel": record["id"],
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": self._out(message),
+        }
 
     def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
         """chat.delete: only the bot's own messages."""
@@ -1016,9 +1184,14 @@ class FakeSlack:
         attachments = self._attachments(params)
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
-        ephemeral: dict[str, Any] = {"type": "message", "ts": self._next_ts(),
-                                     "channel": record["id"], "user": user, "text": text,
-                                     "bot_id": self.bot_id}
+        ephemeral: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "channel": record["id"],
+            "user": user,
+            "text": text,
+            "bot_id": self.bot_id,
+        }
         if blocks is not None:
             ephemeral["blocks"] = blocks
         if attachments is not None:
@@ -1253,9 +1426,16 @@ class FakeSlack:
         """conversations.history: top-level messages, newest first, paginated."""
         record = self._readable(params)
         inside = self._window(params)
-        messages = [m for m in self._messages.get(record["id"], {}).values()
-                    if (not m.get("thread_ts") or m["thread_ts"] == m["ts"]
-                        or m.get("subtype") == "thread_broadcast") and inside(m)]
+        messages = [
+            m
+            for m in self._messages.get(record["id"], {}).values()
+            if (
+                not m.get("thread_ts")
+                or m["thread_ts"] == m["ts"]
+                or m.get("subtype") == "thread_broadcast"
+            )
+            and inside(m)
+        ]
         messages.sort(key=lambda m: _ts_key(m["ts"]), reverse=True)
         cursor = _str(params, "cursor")
         if cursor:
@@ -1265,10 +1445,12 @@ class FakeSlack:
         limit = 100 if limit <= 0 else min(limit, 999)
         page, more = messages[:limit], len(messages) > limit
         metadata = _flag(params.get("include_all_metadata"))
-        return {"messages": [self._out(m, metadata=metadata) for m in page], "has_more": more,
-                "pin_count": len(self._pins.get(record["id"], [])),
-                "response_metadata": {"next_cursor":
-                                      _cursor("before", page[-1]["ts"]) if more else ""}}
+        return {
+            "messages": [self._out(m, metadata=metadata) for m in page],
+            "has_more": more,
+            "pin_count": len(self._pins.get(record["id"], [])),
+            "response_metadata": {"next_cursor": _cursor("before", page[-1]["ts"]) if more else ""},
+        }
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
         """conversations.replies: parent first, then replies in ts order, paginated."""
@@ -1280,8 +1462,11 @@ class FakeSlack:
             raise SlackError("thread_not_found")
         root = parent.get("thread_ts") or ts
         inside = self._window(params)
-        thread = [m for m in stored.values()
-                  if m["ts"] == root or (m.get("thread_ts") == root and inside(m))]
+        thread = [
+            m
+            for m in stored.values()
+            if m["ts"] == root or (m.get("thread_ts") == root and inside(m))
+        ]
         thread.sort(key=lambda m: _ts_key(m["ts"]))
         cursor = _str(params, "cursor")
         if cursor:
@@ -1291,9 +1476,11 @@ class FakeSlack:
         limit = 1000 if limit <= 0 else limit
         page, more = thread[:limit], len(thread) > limit
         metadata = _flag(params.get("include_all_metadata"))
-        return {"messages": [self._out(m, metadata=metadata) for m in page], "has_more": more,
-                "response_metadata": {"next_cursor":
-                                      _cursor("after", page[-1]["ts"]) if more else ""}}
+        return {
+            "messages": [self._out(m, metadata=metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": _cursor("after", page[-1]["ts"]) if more else ""},
+        }
 
     # -- pins / reactions ----------------------------------------------------------------------
     def _pins_add(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1322,9 +1509,17 @@ class FakeSlack:
         """pins.list."""
         record = self._visible(params.get("channel"))
         stored = self._messages.get(record["id"], {})
-        items = [{"type": "message", "channel": record["id"], "created": int(time.time()),
-                  "created_by": self.bot_user_id, "message": self._out(stored[ts])}
-                 for ts in self._pins.get(record["id"], []) if ts in stored]
+        items = [
+            {
+                "type": "message",
+                "channel": record["id"],
+                "created": int(time.time()),
+                "created_by": self.bot_user_id,
+                "message": self._out(stored[ts]),
+            }
+            for ts in self._pins.get(record["id"], [])
+            if ts in stored
+        ]
         return {"items": items}
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1357,14 +1552,23 @@ class FakeSlack:
     def _users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         """users.list (everyone unless limit is given), paginated."""
         page, cursor = _page([copy.deepcopy(u) for u in self._users.values()], params, 0)
-        return {"members": page, "cache_ts": int(time.time()),
-                "response_metadata": {"next_cursor": cursor}}
+        return {
+            "members": page,
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
         """users.lookupByEmail."""
         email = _str(params, "email").lower()
-        user = next((u for u in self._users.values()
-                     if (u["profile"].get("email") or "").lower() == email and email), None)
+        user = next(
+            (
+                u
+                for u in self._users.values()
+                if (u["profile"].get("email") or "").lower() == email and email
+            ),
+            None,
+        )
         if user is None:
             raise SlackError("users_not_found")
         return {"user": copy.deepcopy(user)}
@@ -1399,21 +1603,28 @@ class FakeSlack:
             if blocks is None:
                 raise _BlockError("view.blocks is required")
             _check_blocks(blocks, MAX_VIEW_BLOCKS)
-            if kind == "modal" and view.get("submit") is None and \
-                    any(b.get("type") == "input" for b in blocks):
+            if (
+                kind == "modal"
+                and view.get("submit") is None
+                and any(b.get("type") == "input" for b in blocks)
+            ):
                 raise _BlockError("view.submit is required when blocks has input blocks")
         except _BlockError as exc:
             raise SlackError("invalid_arguments", detail=str(exc)) from None
         if len(str(view.get("private_metadata", ""))) > 3000:
-            raise SlackError("invalid_arguments",
-                             detail="view.private_metadata must be less than 3001 characters")
+            raise SlackError(
+                "invalid_arguments",
+                detail="view.private_metadata must be less than 3001 characters",
+            )
         if len(str(view.get("callback_id", ""))) > 255:
-            raise SlackError("invalid_arguments",
-                             detail="view.callback_id must be less than 256 characters")
+            raise SlackError(
+                "invalid_arguments", detail="view.callback_id must be less than 256 characters"
+            )
         return copy.deepcopy(view)
 
-    def _view_record(self, view: dict, *, root: str | None = None,
-                     previous: str | None = None) -> dict:
+    def _view_record(
+        self, view: dict, *, root: str | None = None, previous: str | None = None
+    ) -> dict:
         """A stored view as Slack returns it."""
         self._view_counter += 1
         view_id = f"V{self._view_counter:010d}"
@@ -1421,15 +1632,24 @@ class FakeSlack:
         if external_id and any(v.get("external_id") == external_id for v in self.views.values()):
             raise SlackError("duplicate_external_id")
         return {
-            "id": view_id, "team_id": self.team_id, "type": view["type"],
-            "title": view.get("title"), "submit": view.get("submit"), "close": view.get("close"),
-            "blocks": view["blocks"], "private_metadata": view.get("private_metadata", ""),
-            "callback_id": view.get("callback_id", ""), "external_id": external_id,
-            "state": {"values": {}}, "hash": self._view_hash(),
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": view["type"],
+            "title": view.get("title"),
+            "submit": view.get("submit"),
+            "close": view.get("close"),
+            "blocks": view["blocks"],
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": external_id,
+            "state": {"values": {}},
+            "hash": self._view_hash(),
             "clear_on_close": bool(view.get("clear_on_close", False)),
             "notify_on_close": bool(view.get("notify_on_close", False)),
-            "root_view_id": root or view_id, "previous_view_id": previous,
-            "app_id": self.app_id, "bot_id": self.bot_id,
+            "root_view_id": root or view_id,
+            "previous_view_id": previous,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
         }
 
     @staticmethod
@@ -1452,8 +1672,9 @@ class FakeSlack:
         trigger = self._take_trigger(params)
         view = self._check_view(params.get("view"), "modal")
         top = self.views[self._opened[-1]] if self._opened else None
-        record = self._view_record(view, root=top["root_view_id"] if top else None,
-                                   previous=top["id"] if top else None)
+        record = self._view_record(
+            view, root=top["root_view_id"] if top else None, previous=top["id"] if top else None
+        )
         self._used_triggers.add(trigger)
         self.views[record["id"]] = record
         return {"view": copy.deepcopy(record)}
@@ -1463,8 +1684,11 @@ class FakeSlack:
         view_id, external_id = _str(params, "view_id"), _str(params, "external_id")
         if not view_id and not external_id:
             raise SlackError("invalid_arguments", detail="view_id or external_id is required")
-        current = self.views.get(view_id) if view_id else next(
-            (v for v in self.views.values() if v.get("external_id") == external_id), None)
+        current = (
+            self.views.get(view_id)
+            if view_id
+            else next((v for v in self.views.values() if v.get("external_id") == external_id), None)
+        )
         if current is None:
             raise SlackError("not_found")
         given_hash = _str(params, "hash")

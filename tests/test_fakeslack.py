@@ -56,10 +56,13 @@ def section(text: str) -> dict:
 
 
 # -- chat -------------------------------------------------------------------------------------
-def test_post_stores_the_message_and_gives_a_permalink(slack: FakeSlack,
-                                                       client: WebClient) -> None:
-    posted = client.chat_postMessage(channel="C1", text="hello", blocks=[section("hi")],
-                                     metadata={"event_type": "x", "event_payload": {"n": 1}})
+def test_post_stores_the_message_and_gives_a_permalink(slack: FakeSlack, client: WebClient) -> None:
+    posted = client.chat_postMessage(
+        channel="C1",
+        text="hello",
+        blocks=[section("hi")],
+        metadata={"event_type": "x", "event_payload": {"n": 1}},
+    )
     assert posted["channel"] == "C1" and posted["message"]["text"] == "hello"
     [stored] = slack.messages("C1")
     assert stored["ts"] == posted["ts"] and stored["user"] == "UBOT"
@@ -75,29 +78,43 @@ def test_post_stores_the_message_and_gives_a_permalink(slack: FakeSlack,
     assert parent["reply_count"] == 1 and parent["latest_reply"] == reply["ts"]
     assert child["thread_ts"] == posted["ts"]
     assert float(reply["ts"]) > float(posted["ts"])
-    assert error_of(lambda: client.chat_getPermalink(channel="C1", message_ts="1.000001")) == \
-        "message_not_found"
+    assert (
+        error_of(lambda: client.chat_getPermalink(channel="C1", message_ts="1.000001"))
+        == "message_not_found"
+    )
 
 
-def test_post_is_refused_where_slack_would_refuse_it(slack: FakeSlack,
-                                                     client: WebClient) -> None:
-    assert error_of(lambda: client.chat_postMessage(channel="C999", text="x")) == \
-        "channel_not_found"
+def test_post_is_refused_where_slack_would_refuse_it(slack: FakeSlack, client: WebClient) -> None:
+    assert (
+        error_of(lambda: client.chat_postMessage(channel="C999", text="x")) == "channel_not_found"
+    )
     assert error_of(lambda: client.chat_postMessage(channel="C3", text="x")) == "is_archived"
     assert error_of(lambda: client.chat_postMessage(channel="C4", text="x")) == "not_in_channel"
-    assert error_of(lambda: client.chat_postMessage(channel="C1", text="x" * 40_001)) == \
-        "msg_too_long"
-    assert error_of(lambda: client.chat_postMessage(
-        channel="C1", text="x", blocks=[{"type": "divider"}] * 51)) == "invalid_blocks"
-    assert error_of(lambda: client.chat_postMessage(
-        channel="C1", text="x", blocks=[section("y" * 3001)])) == "invalid_blocks"
+    assert (
+        error_of(lambda: client.chat_postMessage(channel="C1", text="x" * 40_001)) == "msg_too_long"
+    )
+    assert (
+        error_of(
+            lambda: client.chat_postMessage(
+                channel="C1", text="x", blocks=[{"type": "divider"}] * 51
+            )
+        )
+        == "invalid_blocks"
+    )
+    assert (
+        error_of(
+            lambda: client.chat_postMessage(channel="C1", text="x", blocks=[section("y" * 3001)])
+        )
+        == "invalid_blocks"
+    )
     header = {"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}
     with pytest.raises(SlackApiError) as info:
         client.chat_postMessage(channel="C1", text="x", blocks=[header])
     assert info.value.response["error"] == "invalid_blocks"
     assert "151" in info.value.response["response_metadata"]["messages"][0]
-    assert error_of(lambda: client.api_call("chat.postMessage", json={"channel": "C1"})) == \
-        "no_text"
+    assert (
+        error_of(lambda: client.api_call("chat.postMessage", json={"channel": "C1"})) == "no_text"
+    )
     client.chat_postMessage(channel="C1", text="x", blocks=[section("y" * 3000)])
     client.conversations_join(channel="C4")
     client.chat_postMessage(channel="C4", text="after joining")
@@ -111,12 +128,22 @@ def test_update_only_the_bots_own_messages(slack: FakeSlack, client: WebClient) 
     assert (updated["ts"], updated["text"]) == (mine["ts"], "v2")
     [first, _] = slack.messages("C1")
     assert first["text"] == "v2" and first["blocks"] == [section("b")] and first["edited"]
-    assert error_of(lambda: client.chat_update(channel="C1", ts=theirs["ts"], text="x")) == \
-        "cant_update_message"
-    assert error_of(lambda: client.chat_update(channel="C1", ts="123.000001", text="x")) == \
-        "message_not_found"
-    assert error_of(lambda: client.chat_update(channel="C1", ts=mine["ts"], text="x",
-                                               blocks=[section("z" * 3001)])) == "invalid_blocks"
+    assert (
+        error_of(lambda: client.chat_update(channel="C1", ts=theirs["ts"], text="x"))
+        == "cant_update_message"
+    )
+    assert (
+        error_of(lambda: client.chat_update(channel="C1", ts="123.000001", text="x"))
+        == "message_not_found"
+    )
+    assert (
+        error_of(
+            lambda: client.chat_update(
+                channel="C1", ts=mine["ts"], text="x", blocks=[section("z" * 3001)]
+            )
+        )
+        == "invalid_blocks"
+    )
     client.chat_delete(channel="C1", ts=mine["ts"])
     assert [m["text"] for m in slack.messages("C1")] == ["human"]
 
@@ -127,8 +154,10 @@ def test_ephemerals_are_kept_apart(slack: FakeSlack, client: WebClient) -> None:
     assert slack.messages("C1") == []
     [note] = slack.ephemerals(channel="C1", user="U2")
     assert note["text"] == "only you" and slack.ephemerals(user="U1") == []
-    assert error_of(lambda: client.chat_postEphemeral(channel="C2", user="U2", text="x")) == \
-        "user_not_in_channel"
+    assert (
+        error_of(lambda: client.chat_postEphemeral(channel="C2", user="U2", text="x"))
+        == "user_not_in_channel"
+    )
     client.chat_postEphemeral(channel="C2", user="U1", text="members are fine")
 
 
@@ -142,11 +171,11 @@ def test_dms_by_user_id_and_by_opened_channel(slack: FakeSlack, client: WebClien
     assert slack.dms("U2") == []
 
 
-def test_form_bodies_and_query_strings_are_normalised(slack: FakeSlack,
-                                                      client: WebClient) -> None:
+def test_form_bodies_and_query_strings_are_normalised(slack: FakeSlack, client: WebClient) -> None:
     blocks = [section("form")]
-    client.api_call("chat.postMessage", params={"channel": "C1", "text": "t",
-                                                "blocks": json.dumps(blocks)})
+    client.api_call(
+        "chat.postMessage", params={"channel": "C1", "text": "t", "blocks": json.dumps(blocks)}
+    )
     assert slack.calls_to("chat.postMessage")[0]["blocks"] == blocks
     assert slack.messages("C1")[0]["blocks"] == blocks
     client.conversations_invite(channel="C1", users=["U2"])
@@ -164,50 +193,70 @@ def test_create_and_rename_follow_slacks_name_rules(slack: FakeSlack, client: We
     assert slack.channel_by_name("help-27343_sev1")["id"] == created["id"]
     private = client.conversations_create(name="private-one", is_private=True)["channel"]
     assert private["id"].startswith("G") and private["is_private"]
-    for bad, error in (("Has Caps", "invalid_name_specials"), ("a.b", "invalid_name_specials"),
-                       ("", "invalid_name_required"), ("x" * 81, "invalid_name_maxlength"),
-                       ("general", "name_taken"), ("old-stuff", "name_taken")):
+    for bad, error in (
+        ("Has Caps", "invalid_name_specials"),
+        ("a.b", "invalid_name_specials"),
+        ("", "invalid_name_required"),
+        ("x" * 81, "invalid_name_maxlength"),
+        ("general", "name_taken"),
+        ("old-stuff", "name_taken"),
+    ):
         assert error_of(lambda bad=bad: client.conversations_create(name=bad)) == error
     client.conversations_create(name="x" * 80)
     renamed = client.conversations_rename(channel=created["id"], name="help-27343-done")
     assert renamed["channel"]["name"] == "help-27343-done"
     assert slack.channel_by_name("help-27343_sev1") is None
-    assert error_of(lambda: client.conversations_rename(channel=created["id"],
-                                                        name="old-stuff")) == "name_taken"
-    assert error_of(lambda: client.conversations_rename(channel="C3", name="new")) == \
-        "is_archived"
-    assert error_of(lambda: client.conversations_rename(channel="C4", name="new")) == \
-        "not_in_channel"
-    assert error_of(lambda: client.conversations_rename(channel="C404", name="new")) == \
-        "channel_not_found"
+    assert (
+        error_of(lambda: client.conversations_rename(channel=created["id"], name="old-stuff"))
+        == "name_taken"
+    )
+    assert error_of(lambda: client.conversations_rename(channel="C3", name="new")) == "is_archived"
+    assert (
+        error_of(lambda: client.conversations_rename(channel="C4", name="new")) == "not_in_channel"
+    )
+    assert (
+        error_of(lambda: client.conversations_rename(channel="C404", name="new"))
+        == "channel_not_found"
+    )
 
 
 def test_invite_without_force_is_all_or_nothing(slack: FakeSlack, client: WebClient) -> None:
-    cases = {"UBOT": "cant_invite_self", "U1": "already_in_channel",
-             "U3": "user_is_restricted", "U4": "user_not_found", "U404": "user_not_found"}
+    cases = {
+        "UBOT": "cant_invite_self",
+        "U1": "already_in_channel",
+        "U3": "user_is_restricted",
+        "U4": "user_not_found",
+        "U404": "user_not_found",
+    }
     for user, error in cases.items():
-        assert error_of(lambda user=user: client.conversations_invite(
-            channel="C1", users=["U2", user])) == error
+        assert (
+            error_of(
+                lambda user=user: client.conversations_invite(channel="C1", users=["U2", user])
+            )
+            == error
+        )
     assert slack.channel("C1")["members"] == ["UBOT", "U1"]
     invited = client.conversations_invite(channel="C1", users="U2")
     assert invited["channel"]["id"] == "C1" and "errors" not in invited
     assert slack.channel("C1")["members"] == ["UBOT", "U1", "U2"]
-    assert error_of(lambda: client.conversations_invite(channel="C3", users="U2")) == \
-        "is_archived"
-    assert error_of(lambda: client.conversations_invite(channel="C4", users="U2")) == \
-        "not_in_channel"
-    assert error_of(lambda: client.conversations_invite(channel="C9", users="U2")) == \
-        "channel_not_found"
+    assert error_of(lambda: client.conversations_invite(channel="C3", users="U2")) == "is_archived"
+    assert (
+        error_of(lambda: client.conversations_invite(channel="C4", users="U2")) == "not_in_channel"
+    )
+    assert (
+        error_of(lambda: client.conversations_invite(channel="C9", users="U2"))
+        == "channel_not_found"
+    )
 
 
 def test_invite_with_force_invites_the_valid_users(slack: FakeSlack, client: WebClient) -> None:
     slack.add_user("U5", name="eve")
-    invited = client.conversations_invite(channel="C1", users=["U2", "U1", "U3", "U5"],
-                                          force=True)
+    invited = client.conversations_invite(channel="C1", users=["U2", "U1", "U3", "U5"], force=True)
     assert invited["ok"]
     assert invited["errors"] == [
         {"user": "U1", "ok": False, "error": "already_in_channel"},
-        {"user": "U3", "ok": False, "error": "user_is_restricted"}]
+        {"user": "U3", "ok": False, "error": "user_is_restricted"},
+    ]
     assert slack.channel("C1")["members"] == ["UBOT", "U1", "U2", "U5"]
     with pytest.raises(SlackApiError) as info:
         client.conversations_invite(channel="C1", users=["U4", "U1"], force=True)
@@ -218,8 +267,9 @@ def test_invite_with_force_invites_the_valid_users(slack: FakeSlack, client: Web
 def test_channel_lifecycle(slack: FakeSlack, client: WebClient) -> None:
     client.conversations_setTopic(channel="C1", topic="Case 27343")
     client.conversations_setPurpose(channel="C1", purpose="Swarm")
-    assert error_of(lambda: client.conversations_setTopic(channel="C1", topic="t" * 251)) == \
-        "too_long"
+    assert (
+        error_of(lambda: client.conversations_setTopic(channel="C1", topic="t" * 251)) == "too_long"
+    )
     info = client.conversations_info(channel="C1")["channel"]
     assert (info["topic"]["value"], info["purpose"]["value"]) == ("Case 27343", "Swarm")
     assert info["is_member"] and info["num_members"] == 2
@@ -233,8 +283,12 @@ def test_channel_lifecycle(slack: FakeSlack, client: WebClient) -> None:
     client.conversations_unarchive(channel="C2")
     client.conversations_leave(channel="C2")
     assert error_of(lambda: client.conversations_info(channel="C2")) == "channel_not_found"
-    names = [c["name"] for c in client.conversations_list(
-        types="public_channel,private_channel", exclude_archived=True)["channels"]]
+    names = [
+        c["name"]
+        for c in client.conversations_list(
+            types="public_channel,private_channel", exclude_archived=True
+        )["channels"]
+    ]
     assert names == ["general", "elsewhere"]
 
 
@@ -253,20 +307,26 @@ def test_lists_paginate_with_cursors(slack: FakeSlack, client: WebClient) -> Non
     assert pages == 3 and seen == slack.channel("C1")["members"]
     users = [u["id"] for p in client.users_list(limit=4) for u in p["members"]]
     assert len(users) == len(set(users)) == 10
-    assert error_of(lambda: client.conversations_members(channel="C1", cursor="bogus")) == \
-        "invalid_cursor"
+    assert (
+        error_of(lambda: client.conversations_members(channel="C1", cursor="bogus"))
+        == "invalid_cursor"
+    )
 
 
 def test_history_and_replies_paginate(slack: FakeSlack, client: WebClient) -> None:
     tops = [client.chat_postMessage(channel="C1", text=f"m{n}")["ts"] for n in range(5)]
-    replies = [client.chat_postMessage(channel="C1", text=f"r{n}", thread_ts=tops[0])["ts"]
-               for n in range(3)]
+    replies = [
+        client.chat_postMessage(channel="C1", text=f"r{n}", thread_ts=tops[0])["ts"]
+        for n in range(3)
+    ]
     first = client.conversations_history(channel="C1", limit=2)
     assert [m["text"] for m in first["messages"]] == ["m4", "m3"] and first["has_more"]
     second = client.conversations_history(
-        channel="C1", limit=2, cursor=first["response_metadata"]["next_cursor"])
+        channel="C1", limit=2, cursor=first["response_metadata"]["next_cursor"]
+    )
     third = client.conversations_history(
-        channel="C1", limit=2, cursor=second["response_metadata"]["next_cursor"])
+        channel="C1", limit=2, cursor=second["response_metadata"]["next_cursor"]
+    )
     assert [m["text"] for m in second["messages"] + third["messages"]] == ["m2", "m1", "m0"]
     assert not third["has_more"] and third["response_metadata"]["next_cursor"] == ""
     assert third["messages"][-1]["reply_count"] == 3
@@ -275,17 +335,21 @@ def test_history_and_replies_paginate(slack: FakeSlack, client: WebClient) -> No
 
     page = client.conversations_replies(channel="C1", ts=tops[0], limit=2)
     assert [m["ts"] for m in page["messages"]] == [tops[0], replies[0]] and page["has_more"]
-    rest = client.conversations_replies(channel="C1", ts=tops[0],
-                                        cursor=page["response_metadata"]["next_cursor"])
+    rest = client.conversations_replies(
+        channel="C1", ts=tops[0], cursor=page["response_metadata"]["next_cursor"]
+    )
     assert [m["ts"] for m in rest["messages"]] == replies[1:] and not rest["has_more"]
-    assert error_of(lambda: client.conversations_replies(channel="C1", ts="1.000001")) == \
-        "thread_not_found"
+    assert (
+        error_of(lambda: client.conversations_replies(channel="C1", ts="1.000001"))
+        == "thread_not_found"
+    )
     assert error_of(lambda: client.conversations_history(channel="C4")) == "not_in_channel"
 
 
 def test_metadata_comes_back_only_when_asked(slack: FakeSlack, client: WebClient) -> None:
-    client.chat_postMessage(channel="C1", text="card",
-                            metadata={"event_type": "case", "event_payload": {"id": 7}})
+    client.chat_postMessage(
+        channel="C1", text="card", metadata={"event_type": "case", "event_payload": {"id": 7}}
+    )
     plain = client.conversations_history(channel="C1")["messages"][0]
     full = client.conversations_history(channel="C1", include_all_metadata=True)["messages"][0]
     assert "metadata" not in plain and full["metadata"]["event_payload"] == {"id": 7}
@@ -296,8 +360,9 @@ def test_pins(slack: FakeSlack, client: WebClient) -> None:
     client.pins_add(channel="C1", timestamp=ts)
     assert slack.pins("C1") == [ts]
     assert error_of(lambda: client.pins_add(channel="C1", timestamp=ts)) == "already_pinned"
-    assert error_of(lambda: client.pins_add(channel="C1", timestamp="1.000001")) == \
-        "message_not_found"
+    assert (
+        error_of(lambda: client.pins_add(channel="C1", timestamp="1.000001")) == "message_not_found"
+    )
     assert [i["message"]["ts"] for i in client.pins_list(channel="C1")["items"]] == [ts]
 
 
@@ -306,35 +371,47 @@ def test_users_and_auth(slack: FakeSlack, client: WebClient) -> None:
     user = client.users_info(user="U2")["user"]
     assert user["is_admin"] and user["profile"]["display_name"] == "bob"
     assert error_of(lambda: client.users_info(user="U404")) == "user_not_found"
-    assert error_of(lambda: WebClient(token="xoxb-wrong", base_url=slack.url).auth_test()) == \
-        "invalid_auth"
+    assert (
+        error_of(lambda: WebClient(token="xoxb-wrong", base_url=slack.url).auth_test())
+        == "invalid_auth"
+    )
     assert error_of(lambda: WebClient(base_url=slack.url).auth_test()) == "not_authed"
     assert error_of(lambda: client.api_call("chat.dance")) == "unknown_method"
     assert [c.token for c in slack.calls[-3:-1]] == ["xoxb-wrong", None]
 
 
 # -- views ------------------------------------------------------------------------------------
-MODAL = {"type": "modal", "callback_id": "intake", "private_metadata": "{}",
-         "title": {"type": "plain_text", "text": "File a case"},
-         "submit": {"type": "plain_text", "text": "File"},
-         "blocks": [{"type": "input", "block_id": "summary",
-                     "label": {"type": "plain_text", "text": "Summary"},
-                     "element": {"type": "plain_text_input", "action_id": "value"}}]}
+MODAL = {
+    "type": "modal",
+    "callback_id": "intake",
+    "private_metadata": "{}",
+    "title": {"type": "plain_text", "text": "File a case"},
+    "submit": {"type": "plain_text", "text": "File"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "summary",
+            "label": {"type": "plain_text", "text": "Summary"},
+            "element": {"type": "plain_text_input", "action_id": "value"},
+        }
+    ],
+}
 
 
 def test_views_open_uses_each_trigger_once(slack: FakeSlack, client: WebClient) -> None:
     view = client.views_open(trigger_id="t1", view=MODAL)["view"]
     assert view["id"].startswith("V") and view["callback_id"] == "intake" and view["hash"]
     assert slack.views[view["id"]]["state"] == {"values": {}}
-    assert error_of(lambda: client.views_open(trigger_id="t1", view=MODAL)) == \
-        "exchanged_trigger_id"
+    assert (
+        error_of(lambda: client.views_open(trigger_id="t1", view=MODAL)) == "exchanged_trigger_id"
+    )
     slack.expire_trigger("t2")
-    assert error_of(lambda: client.views_open(trigger_id="t2", view=MODAL)) == \
-        "expired_trigger_id"
+    assert error_of(lambda: client.views_open(trigger_id="t2", view=MODAL)) == "expired_trigger_id"
     assert error_of(lambda: client.views_open(view=MODAL)) == "invalid_arguments"
     no_submit = {k: v for k, v in MODAL.items() if k != "submit"}
-    assert error_of(lambda: client.views_open(trigger_id="t3", view=no_submit)) == \
-        "invalid_arguments"
+    assert (
+        error_of(lambda: client.views_open(trigger_id="t3", view=no_submit)) == "invalid_arguments"
+    )
     second = client.views_open(trigger_id="t3", view={**MODAL, "callback_id": "other"})["view"]
     assert [v["id"] for v in slack.opened_views()] == [view["id"], second["id"]]
 
@@ -344,8 +421,10 @@ def test_views_update_checks_the_hash(slack: FakeSlack, client: WebClient) -> No
     changed = {**MODAL, "private_metadata": "changed"}
     updated = client.views_update(view_id=view["id"], view=changed, hash=view["hash"])["view"]
     assert updated["private_metadata"] == "changed" and updated["hash"] != view["hash"]
-    assert error_of(lambda: client.views_update(view_id=view["id"], view=MODAL,
-                                                hash=view["hash"])) == "hash_conflict"
+    assert (
+        error_of(lambda: client.views_update(view_id=view["id"], view=MODAL, hash=view["hash"]))
+        == "hash_conflict"
+    )
     assert error_of(lambda: client.views_update(view_id="V404", view=MODAL)) == "not_found"
     assert slack.opened_views()[0]["private_metadata"] == "changed"
     home = {"type": "home", "blocks": [section("welcome")]}
@@ -380,11 +459,11 @@ def test_injected_server_errors_and_slack_errors(slack: FakeSlack, client: WebCl
 
 
 def test_when_restricts_a_rule_to_matching_calls(slack: FakeSlack, client: WebClient) -> None:
-    slack.inject("chat.postMessage", error="channel_not_found",
-                 when=lambda params: params["channel"] == "U2")
+    slack.inject(
+        "chat.postMessage", error="channel_not_found", when=lambda params: params["channel"] == "U2"
+    )
     client.chat_postMessage(channel="U1", text="fine")
-    assert error_of(lambda: client.chat_postMessage(channel="U2", text="x")) == \
-        "channel_not_found"
+    assert error_of(lambda: client.chat_postMessage(channel="U2", text="x")) == "channel_not_found"
     client.chat_postMessage(channel="U2", text="fine now")
 
 
@@ -428,8 +507,7 @@ def test_concurrent_posts_get_unique_increasing_ts(slack: FakeSlack, client: Web
 
 
 def test_response_urls_are_recorded(slack: FakeSlack) -> None:
-    reply = WebhookClient(f"{slack.respond_url}abc").send(text="done",
-                                                         response_type="ephemeral")
+    reply = WebhookClient(f"{slack.respond_url}abc").send(text="done", response_type="ephemeral")
     assert reply.status_code == 200
     [answer] = slack.responses()
     assert answer["id"] == "abc" and answer["body"]["text"] == "done"

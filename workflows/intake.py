@@ -83,14 +83,17 @@ def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
     elif len(summary) > SUMMARY_MAX:
         errors["summary"] = f"Keep the summary to {SUMMARY_MAX} characters ({len(summary)} now)."
     if len(draft.details) > DETAILS_MAX:
-        errors["details"] = f"Details are limited to {DETAILS_MAX} characters ({len(draft.details)})."
+        errors["details"] = (
+            f"Details are limited to {DETAILS_MAX} characters ({len(draft.details)})."
+        )
     if len(draft.customer) > CUSTOMER_MAX:
         errors["customer"] = f"Keep the customer to {CUSTOMER_MAX} characters."
     return errors
 
 
-def file_case(uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock,
-              draft: CaseDraft) -> Filed:
+def file_case(
+    uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock, draft: CaseDraft
+) -> Filed:
     """Store a new case (before any Slack call). A retried submission returns the same case."""
     errors = validate(draft, config)
     if errors:
@@ -104,8 +107,9 @@ def file_case(uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock,
         earlier = _earlier_submission(uow, draft, number)
         if earlier is not None:
             return earlier
-        channel_id = channel_for(uow, config, team_id=draft.team_id, topic_key=draft.topic_key,
-                                 region=draft.region)
+        channel_id = channel_for(
+            uow, config, team_id=draft.team_id, topic_key=draft.topic_key, region=draft.region
+        )
         target = config.sla.target(draft.urgency)
         case = uow.cases.add(
             Case(
@@ -139,11 +143,21 @@ def file_case(uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock,
             if earlier is not None:
                 return earlier
             raise
-        uow.cases.add_participant(case=case, user_id=draft.filer_id, role=ParticipantRole.FILER,
-                                  at=now)
-        uow.cases.add_event(case=case, kind="filed", at=now, actor_id=draft.filer_id,
-                            data={"urgency": draft.urgency, "topic": draft.topic_key,
-                                  "region": draft.region, "channel": channel_id})
+        uow.cases.add_participant(
+            case=case, user_id=draft.filer_id, role=ParticipantRole.FILER, at=now
+        )
+        uow.cases.add_event(
+            case=case,
+            kind="filed",
+            at=now,
+            actor_id=draft.filer_id,
+            data={
+                "urgency": draft.urgency,
+                "topic": draft.topic_key,
+                "region": draft.region,
+                "channel": channel_id,
+            },
+        )
         uow.commit()
         return Filed(case.id, number, channel_id, created=True)
 
@@ -160,8 +174,13 @@ def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed
     return None
 
 
-def publish_card(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway,
-                 clock: Clock, case_id: int) -> str | None:
+def publish_card(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    case_id: int,
+) -> str | None:
     """Post the card of a stored case (once, across retries and workers); return the thread ts."""
     now = clock.now()
     with uow_factory() as uow:
@@ -193,8 +212,9 @@ def publish_card(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: Sla
             case = uow.cases.get(case_id)
             assert case is not None
             case.card_claimed_at = None
-            uow.cases.add_event(case=case, kind="card_failed", at=clock.now(),
-                                data={"attempt": attempts})
+            uow.cases.add_event(
+                case=case, kind="card_failed", at=clock.now(), data={"attempt": attempts}
+            )
             uow.commit()
         return None
     permalink = slack.permalink(card.channel_id, ts)
@@ -204,15 +224,20 @@ def publish_card(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: Sla
         case.thread_ts = ts
         case.permalink = permalink
         case.card_claimed_at = None
-        uow.cases.add_event(case=case, kind="card_posted", at=clock.now(),
-                            data={"channel": card.channel_id, "ts": ts})
+        uow.cases.add_event(
+            case=case,
+            kind="card_posted",
+            at=clock.now(),
+            data={"channel": card.channel_id, "ts": ts},
+        )
         uow.commit()
     notify_filer(uow_factory, slack, clock, case_id)
     return ts
 
 
-def notify_filer(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock,
-                 case_id: int) -> None:
+def notify_filer(
+    uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock, case_id: int
+) -> None:
     """Tell the filer where their case landed, once."""
     with uow_factory() as uow:
         case = uow.cases.get(case_id)
@@ -229,8 +254,9 @@ def notify_filer(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clo
         uow.commit()
 
 
-def publish_pending(uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway,
-                    clock: Clock) -> int:
+def publish_pending(
+    uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway, clock: Clock
+) -> int:
     """Post every card that an earlier attempt (or process) could not; return how many."""
     now = clock.now()
     with uow_factory() as uow:

@@ -20,8 +20,9 @@ def require_topic(config: SwarmConfig, key: str) -> Topic:
     return topic
 
 
-def channel_for(uow: UnitOfWork, config: SwarmConfig, *, team_id: str, topic_key: str,
-                region: str = "") -> str:
+def channel_for(
+    uow: UnitOfWork, config: SwarmConfig, *, team_id: str, topic_key: str, region: str = ""
+) -> str:
     """The routed channel: a region's own channel first, then the topic's; the database wins."""
     topic = require_topic(config, topic_key)
     if region:
@@ -55,8 +56,15 @@ def is_admin(config: SwarmConfig, slack: SlackGateway, user_id: str) -> bool:
     return user_id in config.admins or slack.is_workspace_admin(user_id)
 
 
-def is_lead(uow: UnitOfWork, config: SwarmConfig, slack: SlackGateway, *, team_id: str,
-            user_id: str, topic_key: str) -> bool:
+def is_lead(
+    uow: UnitOfWork,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    *,
+    team_id: str,
+    user_id: str,
+    topic_key: str,
+) -> bool:
     """A lead of the topic (or of every topic), or an admin."""
     if user_id in leads_of(uow, config, team_id=team_id, topic_key=topic_key):
         return True
@@ -71,9 +79,18 @@ class RouteSet:
     previous_channel_id: str
 
 
-def set_route(uow_factory, config: SwarmConfig, slack: SlackGateway, clock: Clock, *,
-              team_id: str, user_id: str, topic_key: str, region: str,
-              channel_id: str) -> RouteSet:
+def set_route(
+    uow_factory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    user_id: str,
+    topic_key: str,
+    region: str,
+    channel_id: str,
+) -> RouteSet:
     """`/swarm route`: make a channel the swarm channel of a topic (and region)."""
     topic = require_topic(config, topic_key)
     if region and region not in topic.regions:
@@ -86,14 +103,30 @@ def set_route(uow_factory, config: SwarmConfig, slack: SlackGateway, clock: Cloc
             raise NotALead("change routing", topic_key)
         previous = channel_for(uow, config, team_id=team_id, topic_key=topic_key, region=region)
         uow.cases.ensure_workspace(team_id=team_id)
-        uow.routing.set_route(team_id=team_id, topic_key=topic_key, region=region,
-                              channel_id=channel_id, set_by=user_id, at=clock.now())
+        uow.routing.set_route(
+            team_id=team_id,
+            topic_key=topic_key,
+            region=region,
+            channel_id=channel_id,
+            set_by=user_id,
+            at=clock.now(),
+        )
         uow.commit()
     return RouteSet(topic_key, region, channel_id, previous)
 
 
-def add_role(uow_factory, config: SwarmConfig, slack: SlackGateway, clock: Clock, *,
-             team_id: str, actor_id: str, user_id: str, role: Role, topic_key: str) -> bool:
+def add_role(
+    uow_factory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    actor_id: str,
+    user_id: str,
+    role: Role,
+    topic_key: str,
+) -> bool:
     """`/swarm lead` (admins) and `/swarm expert` (leads of the topic); False if already so."""
     if topic_key:
         require_topic(config, topic_key)
@@ -101,11 +134,18 @@ def add_role(uow_factory, config: SwarmConfig, slack: SlackGateway, clock: Clock
         if role is Role.LEAD:
             if not is_admin(config, slack, actor_id):
                 raise NotAnAdmin("name swarm leads")
-        elif not is_lead(uow, config, slack, team_id=team_id, user_id=actor_id,
-                         topic_key=topic_key):
+        elif not is_lead(
+            uow, config, slack, team_id=team_id, user_id=actor_id, topic_key=topic_key
+        ):
             raise NotALead("name experts", topic_key)
         uow.cases.ensure_workspace(team_id=team_id)
-        added = uow.routing.add_role(team_id=team_id, topic_key=topic_key, user_id=user_id,
-                                     role=role, added_by=actor_id, at=clock.now())
+        added = uow.routing.add_role(
+            team_id=team_id,
+            topic_key=topic_key,
+            user_id=user_id,
+            role=role,
+            added_by=actor_id,
+            at=clock.now(),
+        )
         uow.commit()
         return added

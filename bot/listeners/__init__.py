@@ -6,8 +6,20 @@ from slack_bolt import App
 
 from bot.listeners import actions, commands, errors, shortcuts, views
 
+EVENTS: dict[str, object] = {}
+
 
 def register(app: App) -> None:
     """Attach every listener and the one error handler."""
     for surface in (shortcuts, commands, views, actions, errors):
         surface.register(app)
+
+
+def registered() -> dict[str, set[str]]:
+    """What the app listens to, in the manifest's terms (kept in step with app.yaml)."""
+    return {
+        "global_shortcuts": {str(k) for k in shortcuts.GLOBAL_SHORTCUTS},
+        "message_shortcuts": {str(k) for k in shortcuts.MESSAGE_SHORTCUTS},
+        "commands": set(commands.COMMANDS),
+        "events": set(EVENTS),
+    }

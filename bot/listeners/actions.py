@@ -20,8 +20,7 @@ def not_yet(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
     """A card button whose workflow has not landed yet says so, ephemerally."""
     ack()
     what = PENDING.get(Action(action["action_id"]), "This button")
-    respond(text=f"{what} is not available yet.", response_type="ephemeral",
-            replace_original=False)
+    respond(text=f"{what} is not available yet.", response_type="ephemeral", replace_original=False)
 
 
 def register(app: App) -> None:

@@ -18,77 +18,99 @@ from workflows import cases, routing
 Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[str, bool]]
 
 
-def swarm(ack: Ack, command: dict[str, Any], client: WebClient, context: BoltContext,
-          respond: Respond) -> None:
+def swarm(
+    ack: Ack, command: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond
+) -> None:
     """Parse, acknowledge at once, then answer (ephemeral unless public by nature)."""
     try:
         parsed = parse(command.get("text", ""))
     except UsageError as exc:
-        ack(text=str(exc))
+        ack(text=str(exc), response_type="ephemeral")
         return
     if parsed.name == "help":
-        ack(text=COMMAND_HELP)
+        ack(text=COMMAND_HELP, response_type="ephemeral")
         return
     services = swarm_of(context)
     if parsed.name == "new":
         ack()
         metadata = IntakeMetadata(origin_channel_id=command.get("channel_id"))
-        view = intake_modal(services.config, metadata=metadata,
-                            case_number=parsed.case_number or "")
+        view = intake_modal(
+            services.config, metadata=metadata, case_number=parsed.case_number or ""
+        )
         client.views_open(trigger_id=command["trigger_id"], view=view)
         return
     handler = HANDLERS.get(parsed.name)
     if handler is None:
-        ack(text=f"`/swarm {parsed.name}` is not available yet.")
+        ack(text=f"`/swarm {parsed.name}` is not available yet.", response_type="ephemeral")
         return
     ack()
     text, public = handler(services, client, command, parsed)
     respond(text=text, response_type="in_channel" if public else "ephemeral")
 
 
-def status(services: Swarm, client: WebClient, command: dict[str, Any],
-           parsed: Command) -> tuple[str, bool]:
+def status(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
     """One case, or this channel's open queue."""
     team_id = team_of(command, None)
     now = services.clock.now()
     if parsed.case_number:
-        card = cases.case_card(services.uow, services.config, team_id=team_id,
-                               case_number=parsed.case_number)
+        card = cases.case_card(
+            services.uow, services.config, team_id=team_id, case_number=parsed.case_number
+        )
         return case_status(card, now), False
     channel_id = command["channel_id"]
-    queue = cases.open_queue(services.uow, services.config, team_id=team_id,
-                             channel_id=channel_id)
+    queue = cases.open_queue(services.uow, services.config, team_id=team_id, channel_id=channel_id)
     return queue_status(queue, now, channel_id), False
 
 
-def route(services: Swarm, client: WebClient, command: dict[str, Any],
-          parsed: Command) -> tuple[str, bool]:
+def route(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
     """Make this channel the swarm channel of a topic (and region)."""
     assert parsed.topic is not None
     result = routing.set_route(
-        services.uow, services.config, services.slack(client), services.clock,
-        team_id=team_of(command, None), user_id=command["user_id"], topic_key=parsed.topic,
-        region=parsed.region or "", channel_id=command["channel_id"])
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        topic_key=parsed.topic,
+        region=parsed.region or "",
+        channel_id=command["channel_id"],
+    )
     topic = services.config.topic(result.topic_key)
     label = topic.title if topic else result.topic_key
     where = f" ({result.region})" if result.region else ""
-    return (f"<@{command['user_id']}> made <#{result.channel_id}> the swarm channel for "
-            f"*{label}*{where} (was <#{result.previous_channel_id}>). New cases land here."), True
+    return (
+        f"<@{command['user_id']}> made <#{result.channel_id}> the swarm channel for "
+        f"*{label}*{where} (was <#{result.previous_channel_id}>). New cases land here."
+    ), True
 
 
-def role(services: Swarm, client: WebClient, command: dict[str, Any],
-         parsed: Command) -> tuple[str, bool]:
+def role(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
     """`/swarm lead @user [topic]` and `/swarm expert @user <topic>`."""
     assert parsed.user_id is not None
     kind = Role.LEAD if parsed.name == "lead" else Role.EXPERT
     added = routing.add_role(
-        services.uow, services.config, services.slack(client), services.clock,
-        team_id=team_of(command, None), actor_id=command["user_id"], user_id=parsed.user_id,
-        role=kind, topic_key=parsed.topic or "")
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        team_id=team_of(command, None),
+        actor_id=command["user_id"],
+        user_id=parsed.user_id,
+        role=kind,
+        topic_key=parsed.topic or "",
+    )
     scope = f"topic `{parsed.topic}`" if parsed.topic else "every topic"
+    title = "a lead" if kind is Role.LEAD else "an expert"
     if not added:
-        return f"<@{parsed.user_id}> already is a {kind.value} of {scope}.", False
-    return f"<@{parsed.user_id}> is now a {kind.value} of {scope}.", False
+        return f"<@{parsed.user_id}> already is {title} of {scope}.", False
+    return f"<@{parsed.user_id}> is now {title} of {scope}.", False
 
 
 HANDLERS: dict[str, Handler] = {
@@ -99,5 +121,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+COMMANDS = {COMMAND: swarm}
+
+
 def register(app: App) -> None:
-    app.command(COMMAND)(swarm)
+    for command, listener in COMMANDS.items():
+        app.command(command)(listener)

@@ -41,12 +41,14 @@ def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> N
 def _tell(body: dict[str, Any], client: WebClient, text: str) -> None:
     """Answer through the response_url when there is one, else by DM."""
     response_url = body.get("response_url") or next(
-        (r.get("response_url") for r in body.get("response_urls") or []), None)
+        (r.get("response_url") for r in body.get("response_urls") or []), None
+    )
     user_id = body.get("user_id") or (body.get("user") or {}).get("id")
     try:
         if response_url:
             WebhookClient(response_url, timeout=5).send(
-                text=text, response_type="ephemeral", replace_original=False)
+                text=text, response_type="ephemeral", replace_original=False
+            )
         elif user_id:
             client.chat_postMessage(channel=user_id, text=text)
     except Exception:  # the user cannot be told; the log has it

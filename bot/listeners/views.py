@@ -18,8 +18,9 @@ from workflows.intake import CaseDraft, file_case, publish_card
 log = logging.getLogger(__name__)
 
 
-def submit_intake(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
-                  context: BoltContext) -> None:
+def submit_intake(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     """Store the case, close the modal, then post the card and tell the filer."""
     swarm = swarm_of(context)
     values = field_values(view)
@@ -48,9 +49,13 @@ def submit_intake(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: 
         ack(response_action="errors", errors={Field.CASE_NUMBER: str(exc)})
         return
     except SQLAlchemyError:
-        ack(response_action="errors", errors={
-            Field.CASE_NUMBER: "The case could not be saved just now. Your form is kept: "
-                               "press File case again in a moment."})
+        ack(
+            response_action="errors",
+            errors={
+                Field.CASE_NUMBER: "The case could not be saved just now. Your form is kept: "
+                "press File case again in a moment."
+            },
+        )
         raise
     ack()
     publish_card(swarm.uow, swarm.config, swarm.slack(client), swarm.clock, filed.case_id)

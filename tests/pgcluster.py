@@ -1,0 +1,111 @@
+"""A throwaway PostgreSQL server for the test session (real server, loopback only)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def find_bindir() -> Path | None:
+    """The directory holding initdb and pg_ctl, if PostgreSQL is installed."""
+    found = shutil.which("pg_ctl")
+    if found and shutil.which("initdb"):
+        return Path(found).resolve().parent
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parent.parent.name),
+        reverse=True,
+    )
+    return Path(candidates[0]).parent if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TempPostgres:
+    """initdb + pg_ctl in a temporary directory; root drops to the postgres user."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.datadir = Path(tempfile.mkdtemp(prefix="swarm-pg-"))
+        self._user = None
+        if os.geteuid() == 0:
+            try:
+                self._user = pwd.getpwnam("postgres")
+            except KeyError:
+                self._user = pwd.getpwnam("nobody")
+            os.chown(self.datadir, self._user.pw_uid, self._user.pw_gid)
+
+    def _run(self, *args: str) -> None:
+        def drop() -> None:
+            if self._user is not None:
+                os.setgid(self._user.pw_gid)
+                os.setuid(self._user.pw_uid)
+
+        env = {**os.environ, "LC_ALL": "C", "PGTZ": "UTC"}
+        subprocess.run(
+            args, check=True, preexec_fn=drop, env=env, capture_output=True, cwd=str(self.datadir)
+        )
+
+    def start(self) -> str:
+        """Start the server; return a SQLAlchemy URL of its `postgres` database."""
+        data = str(self.datadir / "data")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200 -c shared_buffers=128MB"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            str(self.datadir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        return self.url("postgres")
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        try:
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            )
+        finally:
+            shutil.rmtree(self.datadir, ignore_errors=True)

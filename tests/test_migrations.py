@@ -1,0 +1,101 @@
+"""Alembic migrations build exactly the schema the models describe, on both databases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from storage.db import create_db_engine
+from storage.migrate import FOREIGN_TABLES, current_revision, head_revision, upgrade
+from storage.models import Base
+from tests.conftest import Databases
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_url(databases: Databases, backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrate.db'}"
+    admin = create_db_engine(databases.admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return databases.admin_url().rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_head_matches_the_models(databases: Databases, backend: str, tmp_path: Path) -> None:
+    engine = create_db_engine(fresh_url(databases, backend, tmp_path))
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = [
+            d
+            for d in compare_metadata(context, Base.metadata)
+            if not (d[0] == "remove_table" and d[1].name in FOREIGN_TABLES)
+        ]
+    assert diff == []
+    tables = set(inspect(engine).get_table_names())
+    assert {"cases", "participants", "case_events", "messages", "topic_routes"} <= tables
+    engine.dispose()
+
+
+def test_swarmbot_migrate_is_idempotent(databases: Databases, backend: str, tmp_path: Path) -> None:
+    url = fresh_url(databases, backend, tmp_path)
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"database is at revision {head_revision()}" in result.stdout
+
+
+def test_migrate_on_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("swarmbot: DATABASE_URL: cannot migrate")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_datetimes_come_back_aware_in_utc(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from storage.db import session_factory
+    from storage.models import Workspace
+
+    sessions = session_factory(create_db_engine(db_url))
+    with sessions() as session:
+        session.add(Workspace(team_id="T1", created_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC)))
+        session.commit()
+    with sessions() as session:
+        stored = session.get(Workspace, "T1")
+        assert stored is not None and stored.created_at.tzinfo is not None
+        assert stored.created_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
