@@ -12,6 +12,7 @@ from bot.settings import Settings
 from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock, SystemClock
 from workflows.config import SwarmConfig
+from workflows.ports import NoTimers, Timers
 
 KEY = "swarm"
 
@@ -25,6 +26,7 @@ class Swarm:
     uow: UnitOfWorkFactory
     clock: Clock = field(default_factory=SystemClock)
     admins: AdminCache = field(default_factory=AdminCache)
+    timers: Timers = field(default_factory=NoTimers)
 
     def slack(self, client: WebClient) -> WebSlack:
         """The gateway workflows use, on this request's client."""

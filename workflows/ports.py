@@ -111,3 +111,18 @@ class SlackGateway(Protocol):
     def is_workspace_admin(self, user_id: str) -> bool:
         """Whether Slack says this user is a workspace admin or owner."""
         ...
+
+
+class Timers(Protocol):
+    """SLA timers of cases, kept in step with each case's stored state."""
+
+    def case_changed(self, case_id: int) -> None:
+        """Re-arm or cancel the timers of a case after it changed (call after commit)."""
+        ...
+
+
+class NoTimers:
+    """Timers that do nothing: for tools and tests that run no scheduler."""
+
+    def case_changed(self, case_id: int) -> None:
+        return None

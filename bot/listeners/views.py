@@ -58,6 +58,8 @@ def submit_intake(
         )
         raise
     ack()
+    if filed.created:
+        swarm.timers.case_changed(filed.case_id)
     publish_card(swarm.uow, swarm.config, swarm.slack(client), swarm.clock, filed.case_id)
 
 
