@@ -78,6 +78,21 @@ CHANNELS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A private temp root: concurrent pytest runs on one machine must not prune each other's."""
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="swarm-tests-")
+        config._swarm_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_swarm_basetemp", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+
+
 # -- databases -------------------------------------------------------------------------------
 class Databases:
     """Migrated template databases, one per backend, handed out clean to each test."""
@@ -85,7 +100,9 @@ class Databases:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.sqlite_template = tmp / "template.db"
-        upgrade(create_db_engine(f"sqlite:///{self.sqlite_template}"))
+        template = create_db_engine(f"sqlite:///{self.sqlite_template}")
+        upgrade(template)
+        template.dispose()  # the last connection closing checkpoints the WAL into the file
         self.pg: TempPostgres | None = None
         self.pg_url: str | None = os.environ.get("SWARM_TEST_POSTGRES_URL")
         self.pg_problem: str | None = None

@@ -7,7 +7,7 @@ import time
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from storage.models import Case
 from tests.conftest import RunningBot
@@ -89,3 +89,22 @@ def test_an_unknown_interaction_is_not_a_server_error(bot: RunningBot) -> None:
     body = payload("shortcut_global.json")  # callback_id "test-shortcut": nobody listens
     reply = bot.driver.interactive(body)
     assert reply.status == 404
+
+
+def test_a_storage_failure_keeps_the_form_open_and_tells_the_user(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    view = open_modal(bot, fake)
+    with bot.uow() as uow:
+        uow.session.execute(text("ALTER TABLE case_events RENAME TO case_events_away"))
+        uow.commit()
+    try:
+        reply = bot.driver.submit(view, GOOD)
+    finally:
+        with bot.uow() as uow:
+            uow.session.execute(text("ALTER TABLE case_events_away RENAME TO case_events"))
+            uow.commit()
+    assert reply.status == 200 and reply.elapsed < 2.5  # the ack stands: not "unhandled"
+    assert "could not be saved" in reply.json()["errors"]["case_number"]
+    assert count_cases(bot) == 0 and fake.calls_to("chat.postMessage")[-1]["channel"] == "U0AGENT01"
+    assert "Something went wrong on our side" in fake.dms("U0AGENT01")[-1]["text"]

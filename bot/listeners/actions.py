@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.ids import Action
+from bot.listeners.errors import guarded
 
 PENDING = {
     Action.JOIN: "Joining from the card",
@@ -25,4 +26,4 @@ def not_yet(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
 
 def register(app: App) -> None:
     for action_id in PENDING:
-        app.action(action_id)(not_yet)
+        app.action(action_id)(guarded(not_yet))

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.commands import COMMAND_HELP, Command, UsageError, parse
 from bot.context import Swarm, swarm_of, team_of
 from bot.ids import COMMAND
+from bot.listeners.errors import guarded
 from bot.views import IntakeMetadata, case_status, intake_modal, queue_status
 from storage.models import Role
 from workflows import cases, routing
@@ -126,4 +127,4 @@ COMMANDS = {COMMAND: swarm}
 
 def register(app: App) -> None:
     for command, listener in COMMANDS.items():
-        app.command(command)(listener)
+        app.command(command)(guarded(listener))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, Args
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
@@ -53,6 +55,27 @@ def _tell(body: dict[str, Any], client: WebClient, text: str) -> None:
             client.chat_postMessage(channel=user_id, text=text)
     except Exception:  # the user cannot be told; the log has it
         log.warning("could not tell %s: %s", user_id, text, exc_info=True)
+
+
+def guarded(listener: Callable[..., None]) -> Callable[[Args], None]:
+    """Run a listener so that an error after its ack reaches the error handler, not Bolt.
+
+    Bolt turns an exception raised right after ack() into a dropped response ("unhandled
+    request" after 3 s); caught here, the ack stands and the user is told what happened.
+    """
+    names = inspect.getfullargspec(listener).args
+
+    def run(args: Args) -> None:
+        try:
+            listener(**{name: getattr(args, name) for name in names})
+        except Exception as error:
+            if args.ack.response is None:
+                raise  # not acknowledged: Bolt answers 500 and calls handle_error
+            handle_error(error, args.body, args.client)
+
+    run.__name__ = listener.__name__
+    run.__doc__ = listener.__doc__
+    return run
 
 
 def register(app: App) -> None:

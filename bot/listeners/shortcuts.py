@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 
 from bot.context import swarm_of
 from bot.ids import Callback
+from bot.listeners.errors import guarded
 from bot.views import IntakeMetadata, intake_modal
 
 
@@ -41,6 +42,6 @@ MESSAGE_SHORTCUTS = {Callback.SWARM_MESSAGE: swarm_message}
 
 def register(app: App) -> None:
     for callback_id, listener in GLOBAL_SHORTCUTS.items():
-        app.global_shortcut(callback_id)(listener)
+        app.global_shortcut(callback_id)(guarded(listener))
     for callback_id, listener in MESSAGE_SHORTCUTS.items():
-        app.message_shortcut(callback_id)(listener)
+        app.message_shortcut(callback_id)(guarded(listener))

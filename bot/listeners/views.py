@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.context import swarm_of, team_of
 from bot.ids import Callback, Field
+from bot.listeners.errors import guarded
 from bot.views import field_values, metadata_of
 from workflows.errors import DuplicateCase, InvalidCase
 from workflows.intake import CaseDraft, file_case, publish_card
@@ -74,4 +75,4 @@ def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
 
 
 def register(app: App) -> None:
-    app.view_submission(Callback.INTAKE_VIEW)(submit_intake)
+    app.view_submission(Callback.INTAKE_VIEW)(guarded(submit_intake))
