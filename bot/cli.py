@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.settings import Settings, SettingsError, load_settings
 from workflows.config import ConfigError, SwarmConfig, load_config
@@ -68,8 +69,16 @@ def run() -> None:
         fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
     engine.dispose()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = web_client(token, settings.slack_api_url)
     try:
-        config = resolve_channel_names(config, web_client(token, settings.slack_api_url))
+        identity = client.auth_test()
+    except SlackApiError as exc:
+        fail(f"SLACK_BOT_TOKEN: Slack rejected the token ({exc.response.get('error')})")
+    except (SlackClientError, OSError) as exc:
+        fail(f"SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({exc})")
+    log.info("connected to workspace %s as %s", identity.get("team"), identity.get("user"))
+    try:
+        config = resolve_channel_names(config, client)
     except ConfigError as exc:
         fail("; ".join(str(p) for p in exc.problems))
     if settings.socket_mode:
@@ -90,7 +99,13 @@ def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
     start_jobs(swarm, app.client)
     log.info("serving in Socket Mode")
     assert settings.slack_app_token is not None
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    try:
+        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    except SlackApiError as exc:
+        fail(
+            f"SLACK_APP_TOKEN: Slack refused the Socket Mode connection "
+            f"({exc.response.get('error')})"
+        )
 
 
 def _serve_http(settings: Settings, config: SwarmConfig) -> None:

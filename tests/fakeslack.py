@@ -311,6 +311,7 @@ class FakeSlack:
         self._seed()
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "api.test": self._api_test,
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "bots.info": self._bots_info,
             "chat.delete": self._chat_delete,
@@ -1031,6 +1032,10 @@ class FakeSlack:
     def _api_test(self, params: dict[str, Any]) -> dict[str, Any]:
         """api.test echoes its arguments."""
         return {"args": copy.deepcopy(params)}
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """apps.connections.open: needs an app-level (xapp-) token, never a bot token."""
+        raise SlackError("not_allowed_token_type")
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         """auth.test: who the token is."""

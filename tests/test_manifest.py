@@ -22,6 +22,7 @@ SCOPES_BY_METHOD = {
     "chat_postMessage": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "chat_update": {"chat:write"},
+    "auth_test": set(),
     "chat_getPermalink": set(),
     "conversations_join": {"channels:join"},
     "conversations_history": {"channels:history", "groups:history"},

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -81,7 +82,11 @@ def _pattern(value: str) -> str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: format_duration(d), return_type=str, when_used="json"),
+]
 Slug = Annotated[str, AfterValidator(_slug)]
 ChannelRef = Annotated[str, AfterValidator(_channel)]
 UserId = Annotated[str, AfterValidator(_user)]

@@ -1,0 +1,158 @@
+"""`swarmbot run` as operators start it: a real process, migrated database, gunicorn workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+from sqlalchemy import inspect
+
+from storage.db import create_db_engine
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEAM, TEST_CONFIG
+from tests.fakeslack import FakeSlack
+from tests.pgcluster import free_port
+from tests.slackdriver import SlackDriver, TrackingExecutor
+from tests.test_intake import GOOD
+
+ROOT = Path(__file__).resolve().parent.parent
+CLEAN = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("SLACK_", "DATABASE_URL", "SWARM_", "PORT", "WEB_"))
+}
+
+
+def start(tmp_path: Path, fake: FakeSlack, db_url: str, **env: str) -> subprocess.Popen:
+    config = tmp_path / "swarm.yaml"
+    # Billing's channel is given by name: it must be resolved at start.
+    config.write_text(
+        TEST_CONFIG.replace("swarm_channel: C0BILL001", "swarm_channel: '#swarm-billing'")
+    )
+    environment = {
+        **CLEAN,
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.url,
+        "DATABASE_URL": db_url,
+        "SWARM_CONFIG": str(config),
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"swarmbot run exited: {process.stdout.read()}")
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("swarmbot run did not become healthy")
+
+
+def wait_for(predicate, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def served(tmp_path: Path, fake: FakeSlack, db_url: str) -> Iterator[tuple[int, SlackDriver]]:
+    port = free_port()
+    process = start(tmp_path, fake, db_url, PORT=str(port), WEB_CONCURRENCY="2")
+    try:
+        wait_healthy(port, process)
+        driver = SlackDriver(
+            f"http://127.0.0.1:{port}/slack/events",
+            SIGNING_SECRET,
+            fake.respond_url,
+            TrackingExecutor(),
+            team_id=TEAM,
+        )
+        yield port, driver
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_run_migrates_then_serves_http_with_several_workers(
+    served: tuple[int, SlackDriver], fake: FakeSlack, db_url: str
+) -> None:
+    _port, driver = served
+    assert "cases" in inspect(create_db_engine(db_url)).get_table_names()
+    assert fake.calls_to("auth.test") and fake.calls_to("conversations.list")
+    for number, topic, channel in (
+        ("27343", "api", "C0API0001"),
+        ("27344", "billing", "C0BILL001"),
+    ):
+        opened = len(fake.opened_views())
+        assert driver.global_shortcut().status == 200
+        wait_for(lambda opened=opened: len(fake.opened_views()) > opened)
+        view = fake.opened_views()[-1]
+        reply = driver.submit(view, {**GOOD, "case_number": number, "topic": topic})
+        assert reply.status == 200 and reply.body == ""
+        wait_for(lambda channel=channel: any(m.get("metadata") for m in fake.messages(channel)))
+    # Every request reached a worker through gunicorn; bad signatures are refused there too.
+    assert driver.command("help", signature="v0=bad").status == 401
+
+
+def test_run_refuses_a_token_slack_rejects(tmp_path: Path, fake: FakeSlack) -> None:
+    process = start(
+        tmp_path,
+        fake,
+        f"sqlite:///{tmp_path / 'x.db'}",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        PORT=str(free_port()),
+    )
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "SLACK_BOT_TOKEN: Slack rejected the token (invalid_auth)" in out
+    assert "Traceback" not in out
+
+
+def test_run_refuses_an_unknown_channel_name(tmp_path: Path, fake: FakeSlack) -> None:
+    fake.reset()  # no channels at all: '#swarm-billing' cannot be resolved
+    process = start(tmp_path, fake, f"sqlite:///{tmp_path / 'x.db'}", PORT=str(free_port()))
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "no channel named #swarm-billing" in out
+
+
+def test_socket_mode_connects_through_slack_api_url(tmp_path: Path, fake: FakeSlack) -> None:
+    process = start(
+        tmp_path,
+        fake,
+        f"sqlite:///{tmp_path / 'x.db'}",
+        SLACK_APP_TOKEN="xapp-1-test",
+        SLACK_SIGNING_SECRET="",
+    )
+    out, _ = process.communicate(timeout=60)
+    [call] = [c for c in fake.calls if c.method == "apps.connections.open"]
+    assert call.token == "xapp-1-test"
+    assert process.returncode == 2
+    assert "SLACK_APP_TOKEN: Slack refused the Socket Mode connection" in out
