@@ -174,8 +174,12 @@ def intake_modal(
     case_number: str = "",
     summary: str = "",
     details: str = "",
+    topic_key: str | None = None,
 ) -> View:
-    """The one intake modal behind the shortcuts and `/swarm new`."""
+    """The one intake modal behind the shortcuts and `/swarm new`.
+
+    Choosing a topic re-renders it (`dispatch_action`) with that topic's regions only.
+    """
     topics = _options([(t.key, t.title) for t in config.topics])
     urgencies = _options([(u.value, u.value.title()) for u in Urgency])
     medium = next(o for o in urgencies if o.value == Urgency.MEDIUM.value)
@@ -184,6 +188,9 @@ def intake_modal(
     )
     if len(topics) == 1:
         topic_select.initial_option = topics[0]
+        topic_key = topics[0].value
+    chosen = config.topic(topic_key) if topic_key else None
+    regions = chosen.regions if chosen is not None else config.regions
     blocks: list[Block] = [
         InputBlock(
             block_id=Field.CASE_NUMBER,
@@ -200,19 +207,19 @@ def intake_modal(
             label="Urgency",
             element=StaticSelectElement(action_id=VALUE, options=urgencies, initial_option=medium),
         ),
-        InputBlock(block_id=Field.TOPIC, label="Topic", element=topic_select),
+        InputBlock(block_id=Field.TOPIC, label="Topic", element=topic_select, dispatch_action=True),
     ]
-    if config.regions:
+    if regions:
         blocks.append(
             InputBlock(
                 block_id=Field.REGION,
                 label="Region",
                 optional=True,
-                hint="Only for topics with regions; a region may have its own swarm channel.",
+                hint="A region may have its own swarm channel.",
                 element=StaticSelectElement(
                     action_id=VALUE,
                     placeholder="Region",
-                    options=_options([(r, r.upper()) for r in config.regions]),
+                    options=_options([(r, r.upper()) for r in regions]),
                 ),
             )
         )

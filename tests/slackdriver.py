@@ -238,6 +238,35 @@ class SlackDriver:
         body.update(response_url=self.response_url(), trigger_id=f"{uuid.uuid4().hex[:8]}.trigger")
         return self.interactive(body, **kwargs)
 
+    def select_in_view(
+        self,
+        view: dict[str, Any],
+        block_id: str,
+        value: str,
+        *,
+        user: str = "U0AGENT01",
+        **kwargs: Any,
+    ) -> Reply:
+        """Choose an option of a select in an open modal (a block_actions with a view)."""
+        body = payload("block_actions.json")
+        body["team"]["id"] = self.team_id
+        body["user"].update(id=user, team_id=self.team_id)
+        body.pop("channel", None)
+        body.pop("response_url", None)
+        body["container"] = {"type": "view", "view_id": view["id"]}
+        body["view"] = copy.deepcopy(view)
+        body["actions"] = [
+            {
+                "type": "static_select",
+                "action_id": "value",
+                "block_id": block_id,
+                "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ]
+        body["trigger_id"] = f"{uuid.uuid4().hex[:8]}.trigger"
+        return self.interactive(body, **kwargs)
+
     def event(
         self,
         event: dict[str, Any],

@@ -64,6 +64,27 @@ def test_global_shortcut_opens_the_intake_modal(bot: RunningBot, fake: FakeSlack
     assert call["trigger_id"].endswith(".trigger")
 
 
+def test_choosing_a_topic_offers_only_its_regions(bot: RunningBot, fake: FakeSlack) -> None:
+    view = open_modal(bot, fake)
+    assert bot.driver.select_in_view(view, "topic", "billing").status == 200
+    updated = fake.views[view["id"]]
+    assert "region" not in {b["block_id"] for b in updated["blocks"]}
+    bot.driver.select_in_view(updated, "topic", "api")
+    updated = fake.views[view["id"]]
+    region = next(b for b in updated["blocks"] if b["block_id"] == "region")
+    assert [o["value"] for o in region["element"]["options"]] == ["emea", "amer", "apac"]
+    assert updated["private_metadata"] == view["private_metadata"]
+    reply = bot.driver.submit(updated, {**GOOD, "region": "apac"})
+    assert reply.status == 200 and len(cards(fake, "C0APIAPAC")) == 1
+
+
+def test_a_stale_topic_choice_is_ignored(bot: RunningBot, fake: FakeSlack) -> None:
+    view = open_modal(bot, fake)
+    fake.inject("views.update", error="hash_conflict")
+    assert bot.driver.select_in_view(view, "topic", "billing").status == 200
+    assert fake.dms("U0AGENT01") == []  # nothing to tell: the newer choice wins
+
+
 def test_filing_posts_the_card_in_the_topic_channel_and_dms_the_filer(
     bot: RunningBot, fake: FakeSlack
 ) -> None:

@@ -7,12 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.context import swarm_of, team_of
-from bot.ids import Callback, Field
+from bot.ids import VALUE, Callback, Field
 from bot.listeners.errors import guarded
-from bot.views import field_values, metadata_of
+from bot.views import field_values, intake_modal, metadata_of
 from workflows.errors import DuplicateCase, InvalidCase
 from workflows.intake import CaseDraft, file_case, publish_card
 
@@ -64,6 +65,21 @@ def submit_intake(
     publish_card(swarm.uow, swarm.config, swarm.slack(client), swarm.clock, filed.case_id)
 
 
+def choose_topic(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """A topic was chosen in the intake modal: offer only that topic's regions."""
+    ack()
+    view = body["view"]
+    topic_key = (action.get("selected_option") or {}).get("value")
+    modal = intake_modal(swarm_of(context).config, metadata=metadata_of(view), topic_key=topic_key)
+    try:
+        client.views_update(view_id=view["id"], hash=view.get("hash"), view=modal)
+    except SlackApiError as exc:
+        if exc.response.get("error") != "hash_conflict":  # the user changed it again meanwhile
+            raise
+
+
 def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
     """Field errors keyed by the modal's block ids (unknown fields go on the first block)."""
     present = {b.get("block_id") for b in view.get("blocks", [])}
@@ -76,3 +92,4 @@ def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
 
 def register(app: App) -> None:
     app.view_submission(Callback.INTAKE_VIEW)(guarded(submit_intake))
+    app.block_action({"block_id": Field.TOPIC, "action_id": VALUE})(guarded(choose_topic))
