@@ -172,6 +172,17 @@ def test_swarm_new_prefills_the_number_and_answers_where_it_ran(
     assert "55501" in note["text"]
 
 
+def test_the_filer_gets_a_dm_when_the_ephemeral_cannot_reach_them(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    fake.add_channel("G0SECRET1", "secret-team", is_private=True, members=["U0AGENT01"])
+    view = open_modal(bot, fake, how="command", case_number="55502", channel="G0SECRET1")
+    bot.driver.submit(view, {**GOOD, "case_number": "55502"})
+    assert fake.ephemerals(channel="G0SECRET1") == []
+    [dm] = fake.dms("U0AGENT01")
+    assert "55502" in dm["text"]
+
+
 def test_a_region_with_its_own_channel_gets_the_card_there_only(
     bot: RunningBot, fake: FakeSlack
 ) -> None:
