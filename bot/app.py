@@ -35,6 +35,9 @@ def create_app(
         token_verification_enabled=False,
         logger=logging.getLogger("swarm.bolt"),
         listener_executor=executor,
+        # The bot's own thread posts (resolutions, notes) belong in the case record, marked as
+        # bot messages; no listener answers a message, so there is no loop to guard against.
+        ignoring_self_events_enabled=False,
     )
 
     @app.middleware

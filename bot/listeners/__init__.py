@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, shortcuts, views
+from bot.listeners import actions, commands, errors, events, shortcuts, views
 
-EVENTS: dict[str, object] = {}
+EVENTS: dict[str, object] = dict(events.EVENTS)
 
 
 def register(app: App) -> None:
     """Attach every listener and the one error handler."""
-    for surface in (shortcuts, commands, views, actions, errors):
+    for surface in (shortcuts, commands, views, actions, events, errors):
         surface.register(app)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 
+from bot.context import swarm_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
+from workflows import swarming
 
 PENDING = {
-    Action.JOIN: "Joining from the card",
-    Action.CLAIM: "Claiming from the card",
     Action.ESCALATE: "Escalating from the card",
     Action.RESOLVE: "Resolving from the card",
 }
@@ -24,6 +25,34 @@ def not_yet(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
     respond(text=f"{what} is not available yet.", response_type="ephemeral", replace_original=False)
 
 
+def swarm_button(
+    ack: Ack,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    client: WebClient,
+    context: BoltContext,
+    respond: Respond,
+) -> None:
+    """Join or Claim on a card: the card updates for everyone, the clicker gets a word."""
+    ack()
+    services = swarm_of(context)
+    do = swarming.join if action["action_id"] == Action.JOIN else swarming.claim
+    outcome = do(
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        team_id=team_of(body, context),
+        user_id=body["user"]["id"],
+        case_id=int(action["value"]),
+    )
+    if outcome.changed:
+        services.timers.case_changed(outcome.card.case_id)
+    respond(text=outcome.text, response_type="ephemeral", replace_original=False)
+
+
 def register(app: App) -> None:
+    for action_id in (Action.JOIN, Action.CLAIM):
+        app.action(action_id)(guarded(swarm_button))
     for action_id in PENDING:
         app.action(action_id)(guarded(not_yet))

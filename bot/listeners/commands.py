@@ -14,7 +14,7 @@ from bot.ids import COMMAND
 from bot.listeners.errors import guarded
 from bot.views import IntakeMetadata, case_status, intake_modal, queue_status
 from storage.models import Role
-from workflows import cases, routing
+from workflows import cases, routing, swarming
 
 Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[str, bool]]
 
@@ -114,8 +114,42 @@ def role(
     return f"<@{parsed.user_id}> is now {title} of {scope}.", False
 
 
+def claim(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
+    """`/swarm claim <case>` and `/swarm assign <case> @user` (leads only)."""
+    assert parsed.case_number is not None
+    common = dict(team_id=team_of(command, None), case_number=parsed.case_number)
+    slack = services.slack(client)
+    if parsed.name == "assign":
+        assert parsed.user_id is not None
+        outcome = swarming.assign(
+            services.uow,
+            services.config,
+            slack,
+            services.clock,
+            actor_id=command["user_id"],
+            user_id=parsed.user_id,
+            **common,
+        )
+    else:
+        outcome = swarming.claim(
+            services.uow,
+            services.config,
+            slack,
+            services.clock,
+            user_id=command["user_id"],
+            **common,
+        )
+    if outcome.changed:
+        services.timers.case_changed(outcome.card.case_id)
+    return outcome.text, False
+
+
 HANDLERS: dict[str, Handler] = {
     "status": status,
+    "claim": claim,
+    "assign": claim,
     "route": route,
     "lead": role,
     "expert": role,

@@ -1,0 +1,220 @@
+"""Who swarms a case and who owns it: Join, Claim, assign."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from storage.models import Case, CaseStatus, ParticipantRole
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+from workflows.clock import Clock
+from workflows.config import SwarmConfig
+from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
+from workflows.ports import CaseCard, SlackGateway
+from workflows.routing import is_lead
+from workflows.text import escape
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a swarm action did: the case after it, what to tell the user, and whether it changed."""
+
+    card: CaseCard
+    text: str
+    changed: bool
+
+
+def _case(
+    uow: UnitOfWork, *, team_id: str, case_id: int | None = None, case_number: str | None = None
+) -> Case:
+    if case_id is not None:
+        case = uow.cases.get(case_id, for_update=True)
+        if case is None or case.team_id != team_id:
+            raise CaseNotFound(str(case_id))
+        return case
+    assert case_number is not None
+    case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
+    if case is None:
+        raise CaseNotFound(case_number)
+    return uow.cases.get(case.id, for_update=True) or case
+
+
+def _refuse_resolved(case: Case, what: str) -> None:
+    if case.status is CaseStatus.RESOLVED:
+        raise SwarmError(
+            f"Case {escape(case.case_number)} is resolved; `/swarm reopen "
+            f"{escape(case.case_number)}` it before you {what}."
+        )
+
+
+def start_swarming(case: Case) -> bool:
+    """An open case that someone joined or answered is swarming now."""
+    if case.status is CaseStatus.OPEN:
+        case.status = CaseStatus.SWARMING
+        return True
+    return False
+
+
+def refresh_card(slack: SlackGateway, card: CaseCard) -> None:
+    """Re-render the card; a Slack outage leaves it stale until the next change, never fails."""
+    try:
+        slack.update_case_card(card)
+    except SlackUnavailable as exc:
+        log.warning("case %s: card not updated: %s", card.case_number, exc)
+
+
+def join(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    user_id: str,
+    case_id: int | None = None,
+    case_number: str | None = None,
+) -> Outcome:
+    """Join the swarm of a case (Join button)."""
+    now = clock.now()
+    with uow_factory() as uow:
+        case = _case(uow, team_id=team_id, case_id=case_id, case_number=case_number)
+        _refuse_resolved(case, "join it")
+        number = escape(case.case_number)
+        added = uow.cases.add_participant(
+            case=case, user_id=user_id, role=ParticipantRole.JOINED, at=now
+        )
+        if added is None:
+            return Outcome(
+                CaseCard.of(case, config), f"You already are in the swarm of case {number}.", False
+            )
+        swarming = start_swarming(case)
+        uow.cases.add_event(
+            case=case,
+            kind="joined",
+            at=now,
+            actor_id=user_id,
+            data={"status": case.status.value} if swarming else {},
+        )
+        uow.commit()
+        card = CaseCard.of(case, config)
+    refresh_card(slack, card)
+    return Outcome(card, f"You joined the swarm of case {number}.", True)
+
+
+def claim(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    user_id: str,
+    case_id: int | None = None,
+    case_number: str | None = None,
+) -> Outcome:
+    """Assign a case to yourself (Claim button, `/swarm claim`).
+
+    Anyone may claim an unassigned case; taking it from someone else is a reassignment,
+    which only leads may do.
+    """
+    return _assign(
+        uow_factory,
+        config,
+        slack,
+        clock,
+        team_id=team_id,
+        actor_id=user_id,
+        user_id=user_id,
+        case_id=case_id,
+        case_number=case_number,
+    )
+
+
+def assign(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    actor_id: str,
+    user_id: str,
+    case_number: str,
+) -> Outcome:
+    """`/swarm assign <case> @user`: leads (and admins) only, unless you assign yourself."""
+    return _assign(
+        uow_factory,
+        config,
+        slack,
+        clock,
+        team_id=team_id,
+        actor_id=actor_id,
+        user_id=user_id,
+        case_number=case_number,
+    )
+
+
+def _assign(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    actor_id: str,
+    user_id: str,
+    case_id: int | None = None,
+    case_number: str | None = None,
+) -> Outcome:
+    now = clock.now()
+    with uow_factory() as uow:
+        case = _case(uow, team_id=team_id, case_id=case_id, case_number=case_number)
+        number = escape(case.case_number)
+        _refuse_resolved(case, "assign it")
+        if case.assignee_id == user_id:
+            who = "you" if user_id == actor_id else f"<@{user_id}>"
+            return Outcome(
+                CaseCard.of(case, config), f"Case {number} already is assigned to {who}.", False
+            )
+        taking_over = case.assignee_id is not None and case.assignee_id != actor_id
+        if (user_id != actor_id or taking_over) and not is_lead(
+            uow, config, slack, team_id=team_id, user_id=actor_id, topic_key=case.topic_key
+        ):
+            what = (
+                f"take case {number} from <@{case.assignee_id}>"
+                if user_id == actor_id
+                else "assign cases to someone else"
+            )
+            raise NotALead(what, case.topic_key)
+        previous = case.assignee_id
+        case.assignee_id = user_id
+        uow.cases.add_participant(case=case, user_id=user_id, role=ParticipantRole.ASSIGNEE, at=now)
+        swarming = start_swarming(case)
+        data: dict[str, str | None] = {"assignee": user_id, "previous": previous}
+        if swarming:
+            data["status"] = case.status.value
+        uow.cases.add_event(
+            case=case,
+            kind="claimed" if user_id == actor_id else "assigned",
+            at=now,
+            actor_id=actor_id,
+            data=data,
+        )
+        uow.commit()
+        card = CaseCard.of(case, config)
+    refresh_card(slack, card)
+    if card.thread_ts:
+        note = (
+            f"<@{user_id}> claimed this case."
+            if user_id == actor_id
+            else f"<@{actor_id}> assigned this case to <@{user_id}>."
+        )
+        try:
+            slack.post_in_thread(card.channel_id, card.thread_ts, note)
+        except SlackUnavailable as exc:
+            log.warning("case %s: assignment note not posted: %s", card.case_number, exc)
+    if user_id == actor_id:
+        return Outcome(card, f"Case {number} is yours now.", True)
+    return Outcome(card, f"Case {number} is assigned to <@{user_id}>.", True)
