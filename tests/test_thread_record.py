@@ -177,9 +177,7 @@ def test_the_bots_own_thread_posts_are_recorded_as_bot_messages(
     assert fake.bot_user_id not in {p.user_id for p in fresh.participants}
 
 
-def test_incident_channel_messages_are_part_of_the_record(
-    bot: RunningBot, fake: FakeSlack
-) -> None:
+def test_incident_channel_messages_are_part_of_the_record(bot: RunningBot, fake: FakeSlack) -> None:
     case = filed_case(bot, fake)
     with bot.uow() as uow:
         uow.cases.get(case.id).incident_channel_id = "C0INCIDNT"
