@@ -65,6 +65,9 @@ def run() -> None:
     engine = create_db_engine(settings.database_url)
     try:
         upgrade(engine)
+        from bot.jobs import ensure_job_table
+
+        ensure_job_table(engine)  # once here, before several workers start their schedulers
     except Exception as exc:  # an unreachable database is an operator problem, not a bug
         fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
     engine.dispose()
@@ -91,12 +94,12 @@ def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.app import create_app
-    from bot.jobs import start_jobs
+    from bot.jobs import start_scheduler
     from bot.runtime import build_swarm
 
     swarm = build_swarm(settings, config=config)
     app = create_app(swarm)
-    start_jobs(swarm, app.client)
+    start_scheduler(swarm, app.client)
     log.info("serving in Socket Mode")
     assert settings.slack_app_token is not None
     try:
@@ -112,13 +115,13 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
     from bot.server import serve_http
 
     def factory():  # type: ignore[no-untyped-def]
-        from bot.jobs import start_jobs
+        from bot.jobs import start_scheduler
         from bot.runtime import build_http, build_swarm, configure_logging
 
         configure_logging(settings.log_level)
         swarm = build_swarm(settings, config=config)
         app, http = build_http(swarm)
-        start_jobs(swarm, app.client)
+        start_scheduler(swarm, app.client)
         return http
 
     log.info(
@@ -142,6 +145,32 @@ def migrate() -> None:
     except Exception as exc:
         fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
     click.echo(f"database is at revision {current_revision(engine)}")
+
+
+@main.command()
+@click.option("--limit", default=50, show_default=True, help="Show at most this many (0: all).")
+def jobs(limit: int) -> None:
+    """List pending timers and scheduled work by due time: due (UTC), case, kind."""
+    from bot.jobs import pending_jobs
+    from storage.db import create_db_engine
+
+    settings = settings_or_exit()
+    engine = create_db_engine(settings.database_url)
+    try:
+        rows, total = pending_jobs(engine, limit=limit or None)
+    except Exception as exc:  # an unreachable database is an operator problem, not a bug
+        fail(f"DATABASE_URL: cannot read the scheduled jobs ({type(exc).__name__}: {exc})")
+    finally:
+        engine.dispose()
+    if not rows:
+        click.echo("no pending jobs")
+        return
+    click.echo(f"{'due (UTC)':<20}  {'case':<12}  kind")
+    for row in rows:
+        due = row.due.strftime("%Y-%m-%d %H:%M:%S") if row.due else "paused"
+        click.echo(f"{due:<20}  {row.case_number or '-':<12}  {row.kind}")
+    if total > len(rows):
+        click.echo(f"... {total - len(rows)} more (--limit 0 shows all)")
 
 
 @main.command("check-config")

@@ -167,6 +167,13 @@ class WebSlack:
         )
         return response["ts"]
 
+    def post_in_channel(self, channel_id: str, text: str) -> str:
+        response = self._call(
+            "a channel message",
+            lambda: self.client.chat_postMessage(channel=channel_id, text=text, unfurl_links=False),
+        )
+        return response["ts"]
+
     def permalink(self, channel_id: str, ts: str) -> str | None:
         try:
             return self.client.chat_getPermalink(channel=channel_id, message_ts=ts)["permalink"]

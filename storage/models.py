@@ -169,6 +169,10 @@ class Case(Base):
     resolution_due: Mapped[datetime | None] = mapped_column()
     first_response_breached_at: Mapped[datetime | None] = mapped_column()
     resolution_breached_at: Mapped[datetime | None] = mapped_column()
+    # Set in the transaction that decides to remind, so a reminder is sent at most once.
+    first_response_reminded_at: Mapped[datetime | None] = mapped_column()
+    resolution_reminded_at: Mapped[datetime | None] = mapped_column()
+    stale_nudged_at: Mapped[datetime | None] = mapped_column()
 
     # Lifecycle.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -249,3 +253,12 @@ class Message(Base):
     posted_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class ScheduledRun(Base):
+    """A run of scheduled work that must happen once (a channel's daily digest), by key."""
+
+    __tablename__ = "scheduled_runs"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(default=utcnow)

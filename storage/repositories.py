@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,9 +14,11 @@ from storage.models import (
     Case,
     CaseEvent,
     CaseStatus,
+    Message,
     Participant,
     ParticipantRole,
     Role,
+    ScheduledRun,
     TopicRole,
     TopicRoute,
     Workspace,
@@ -222,3 +224,128 @@ class RoutingRepository:
             )
         )
         return True
+
+
+class ScheduleRepository:
+    """What scheduled work reads and claims: open cases' timers, quiet threads, digests."""
+
+    # Case columns the SLA timers are computed from.
+    TIMER_COLUMNS = (
+        Case.id,
+        Case.urgency,
+        Case.status,
+        Case.first_response_due,
+        Case.resolution_due,
+        Case.first_response_at,
+        Case.first_response_reminded_at,
+        Case.resolution_reminded_at,
+        Case.first_response_breached_at,
+        Case.resolution_breached_at,
+    )
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def open_case_timers(self) -> Sequence[Any]:
+        """Rows (with TIMER_COLUMNS) of every case not resolved."""
+        return self.session.execute(
+            select(*self.TIMER_COLUMNS).where(Case.status != CaseStatus.RESOLVED)
+        ).all()
+
+    def claim_mark(
+        self,
+        *,
+        case_id: int,
+        column: str,
+        now: datetime | None,
+        expected: datetime | None = None,
+    ) -> bool:
+        """Set a once-only mark on a case if it still holds `expected`; False if another did."""
+        mark = getattr(Case, column)
+        condition = mark.is_(None) if expected is None else mark == expected
+        result = self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, condition)
+            .values({column: now})
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+    def quiet_threads(self, *, ignore_events: Sequence[str]) -> list[tuple[int, datetime, Any]]:
+        """(case id, last human activity, last nudge) of open cases that have a thread."""
+        cases = self.session.execute(
+            select(Case.id, Case.created_at, Case.stale_nudged_at).where(
+                Case.status != CaseStatus.RESOLVED, Case.thread_ts.is_not(None)
+            )
+        ).all()
+        said = dict(
+            self.session.execute(
+                select(Message.case_id, func.max(Message.posted_at))
+                .join(Case, Case.id == Message.case_id)
+                .where(
+                    Case.status != CaseStatus.RESOLVED,
+                    Message.is_bot.is_(False),
+                    Message.deleted_at.is_(None),
+                )
+                .group_by(Message.case_id)
+            ).all()
+        )
+        done = dict(
+            self.session.execute(
+                select(CaseEvent.case_id, func.max(CaseEvent.at))
+                .join(Case, Case.id == CaseEvent.case_id)
+                .where(Case.status != CaseStatus.RESOLVED, CaseEvent.kind.not_in(ignore_events))
+                .group_by(CaseEvent.case_id)
+            ).all()
+        )
+        out = []
+        for case_id, created_at, nudged_at in cases:
+            seen = [t for t in (created_at, said.get(case_id), done.get(case_id)) if t is not None]
+            out.append((case_id, max(seen), nudged_at))
+        return out
+
+    def claim_run(self, *, key: str, at: datetime) -> bool:
+        """Record that a once-only run happens now; False when it already did."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(ScheduledRun(key=key, ran_at=at))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_run(self, *, key: str) -> None:
+        """Let a run that failed be tried again."""
+        run = self.session.get(ScheduledRun, key)
+        if run is not None:
+            self.session.delete(run)
+
+    def digest_figures(
+        self, *, team_id: str, channel_id: str, since: datetime, until: datetime
+    ) -> tuple[list[Case], int]:
+        """Open cases of a swarm channel (oldest first) and how many it resolved in a period."""
+        open_cases = list(
+            self.session.scalars(
+                select(Case)
+                .where(
+                    Case.team_id == team_id,
+                    Case.channel_id == channel_id,
+                    Case.status != CaseStatus.RESOLVED,
+                )
+                .order_by(Case.created_at, Case.id)
+            )
+        )
+        resolved = self.session.scalar(
+            select(func.count(Case.id)).where(
+                and_(
+                    Case.team_id == team_id,
+                    Case.channel_id == channel_id,
+                    Case.resolved_at >= since,
+                    Case.resolved_at < until,
+                )
+            )
+        )
+        return open_cases, int(resolved or 0)
+
+    def team_ids(self) -> Sequence[str]:
+        """Every workspace the bot has served."""
+        return self.session.scalars(select(Workspace.team_id).order_by(Workspace.team_id)).all()

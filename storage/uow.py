@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.repositories import CaseRepository, RoutingRepository
+from storage.repositories import CaseRepository, RoutingRepository, ScheduleRepository
 
 
 class UnitOfWork:
@@ -15,6 +15,7 @@ class UnitOfWork:
     session: Session
     cases: CaseRepository
     routing: RoutingRepository
+    schedule: ScheduleRepository
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -23,6 +24,7 @@ class UnitOfWork:
         self.session = self._sessions()
         self.cases = CaseRepository(self.session)
         self.routing = RoutingRepository(self.session)
+        self.schedule = ScheduleRepository(self.session)
         return self
 
     def __exit__(

@@ -174,12 +174,18 @@ class Escalation(Strict):
     archive_after: Duration = timedelta(days=7)
 
 
+class Reminders(Strict):
+    stale_after: Duration = timedelta(hours=2)
+    digest_hour: int = Field(default=9, ge=0, le=23)
+
+
 class SwarmConfig(Strict):
     naming: Naming = Naming()
     case: CaseRules = CaseRules()
     topics: list[Topic] = Field(default_factory=list)
     sla: Sla = Sla()
     escalation: Escalation = Escalation()
+    reminders: Reminders = Reminders()
     admins: list[UserId] = Field(default_factory=list)
 
     def topic(self, key: str) -> Topic | None:

@@ -100,6 +100,10 @@ class SlackGateway(Protocol):
         """Reply in a thread; return the reply's ts."""
         ...
 
+    def post_in_channel(self, channel_id: str, text: str) -> str:
+        """A top-level message in a channel; return its ts."""
+        ...
+
     def permalink(self, channel_id: str, ts: str) -> str | None:
         """A link to a message, or None when Slack cannot give one."""
         ...
