@@ -253,6 +253,19 @@ class Always(Leadership):
         self.held = False
 
 
+class Never(Leadership):
+    """For processes that arm timers but leave running them to others."""
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def still_held(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        return None
+
+
 def leadership_for(engine: Engine) -> Leadership:
     """The election that fits the database."""
     if engine.dialect.name == "postgresql":
@@ -287,6 +300,7 @@ class SwarmScheduler:
         *,
         poll: float = 5.0,
         elect_every: float = 5.0,
+        lead: bool = True,
     ) -> None:
         self.runtime = Runtime(swarm, client)
         self.config = swarm.config
@@ -298,7 +312,8 @@ class SwarmScheduler:
         self.scheduler = BackgroundScheduler(
             timezone=UTC, jobstores={"default": self.store}, job_defaults=dict(JOB_DEFAULTS)
         )
-        self.leadership = leadership_for(self.engine)
+        # A process that only arms timers (a tool, a test's filer) never runs them.
+        self.leadership = leadership_for(self.engine) if lead else Never()
         self.leading = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

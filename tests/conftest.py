@@ -144,6 +144,7 @@ class Databases:
         tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
         with engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            connection.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))  # the job store's
         return self.pg_url
 
     def admin_url(self) -> str:

@@ -221,6 +221,8 @@ def fire_timer(
         timer = next((t for t in timers_of(case, config) if t.kind == kind), None)
         if timer is None or timer.due > now:
             return False  # handled meanwhile, or moved later (its re-armed job will come)
+        if kind in (FIRST_RESPONSE_REMINDER, RESOLUTION_REMINDER) and _due_of(case, kind) <= now:
+            return False  # too late to warn (the bot was down): the breach alert says it all
         if not uow.schedule.claim_mark(case_id=case_id, column=MARK[kind], now=now):
             return False  # another process sent it
         uow.session.refresh(case)

@@ -1,0 +1,329 @@
+"""SLA timers on the real APScheduler: arming, cancelling, restarts, one leader per database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bot.cli import main
+from bot.context import Swarm
+from bot.gateway import web_client
+from bot.jobs import SwarmScheduler, pending_jobs, start_scheduler
+from bot.runtime import build_swarm
+from storage.db import create_db_engine
+from storage.models import Case, CaseStatus
+from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, settings_for
+from tests.fakeslack import FakeSlack
+from tests.test_sla import gateway
+from workflows import sla
+from workflows.config import parse_config
+from workflows.intake import CaseDraft, file_case, publish_card
+
+ROOT = Path(__file__).resolve().parent.parent
+# Critical cases: first response within 2s (reminder at 1.6s), resolution within 4s.
+FAST_CONFIG = TEST_CONFIG.replace(
+    "critical: {first_response: 15m, resolution: 4h}",
+    "critical: {first_response: 2s, resolution: 4s}",
+)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll until the condition holds (timers here are seconds long)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+class Harness:
+    """Services on one database plus the schedulers a test starts (all shut down after)."""
+
+    def __init__(self, fake: FakeSlack, db_url: str, config_text: str = TEST_CONFIG) -> None:
+        self.fake = fake
+        self.db_url = db_url
+        self.config_text = config_text
+        self.swarm = self.services()
+        self.engine = create_db_engine(db_url)
+        self.schedulers: list[SwarmScheduler] = []
+
+    def services(self) -> Swarm:
+        return build_swarm(
+            settings_for(self.fake, self.db_url), config=parse_config(self.config_text)
+        )
+
+    def scheduler(self, **options: object) -> SwarmScheduler:
+        swarm = self.services()
+        client = web_client(BOT_TOKEN, self.fake.url)
+        scheduler = start_scheduler(swarm, client, poll=0.1, elect_every=0.1, **options)
+        self.schedulers.append(scheduler)
+        return scheduler
+
+    def file(self, number: str, urgency: str = "critical", at: datetime | None = None) -> int:
+        clock = FakeClock(at or datetime.now(UTC))
+        draft = CaseDraft(TEAM, "U0AGENT01", number, urgency, "api", f"Case {number}")
+        filed = file_case(self.swarm.uow, self.swarm.config, clock, draft)
+        publish_card(self.swarm.uow, self.swarm.config, gateway(self.fake), clock, filed.case_id)
+        return filed.case_id
+
+    def case(self, case_id: int) -> Case:
+        with self.swarm.uow() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            return case
+
+    def jobs(self) -> list[str]:
+        rows, _total = pending_jobs(self.engine)
+        return [row.job_id for row in rows if row.job_id.startswith("sla:")]
+
+    def replies(self, case_id: int) -> list[str]:
+        case = self.case(case_id)
+        assert case.thread_ts
+        return [m["text"] for m in self.fake.thread(case.channel_id, case.thread_ts)[1:]]
+
+    def alerts(self) -> list[str]:
+        return [m["text"] for m in self.fake.dms("U0LEAD001")]
+
+    def close(self) -> None:
+        for scheduler in reversed(self.schedulers):
+            scheduler.shutdown()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def harness(fake: FakeSlack, db_url: str) -> Iterator[Harness]:
+    h = Harness(fake, db_url, FAST_CONFIG)
+    yield h
+    h.close()
+
+
+def test_a_critical_case_is_reminded_then_its_leads_alerted_by_the_scheduler(
+    harness: Harness,
+) -> None:
+    scheduler = harness.scheduler()
+    assert scheduler.leading
+    case_id = harness.file("27343")
+    scheduler.timers.case_changed(case_id)
+    assert sorted(harness.jobs()) == sorted(sla.job_id(case_id, k) for k in sla.KINDS)
+    wait_for(lambda: len(harness.alerts()) == 2)  # first response, then resolution breached
+    replies = harness.replies(case_id)
+    assert len(replies) == 2 and "No reply yet" in replies[0] and "resolved" in replies[1]
+    assert "first response SLA of 2s" in harness.alerts()[0]
+    assert "resolution SLA of 4s" in harness.alerts()[1]
+    case = harness.case(case_id)
+    assert case.first_response_breached_at and case.resolution_breached_at
+    wait_for(lambda: harness.jobs() == [])
+
+
+def test_first_response_resolve_and_reopen_arm_and_cancel_the_timers(
+    harness: Harness,
+) -> None:
+    scheduler = harness.scheduler()
+    case_id = harness.file("27343", urgency="high")  # 1h / 1d: nothing fires during the test
+    scheduler.timers.case_changed(case_id)
+    assert len(harness.jobs()) == 4
+    with harness.swarm.uow() as uow:
+        case = uow.cases.get(case_id)
+        case.first_response_at = datetime.now(UTC)
+        case.status = CaseStatus.SWARMING
+        uow.commit()
+    scheduler.timers.case_changed(case_id)
+    assert sorted(harness.jobs()) == [
+        sla.job_id(case_id, "resolution"),
+        sla.job_id(case_id, "resolution-reminder"),
+    ]
+    with harness.swarm.uow() as uow:
+        case = uow.cases.get(case_id)
+        case.status = CaseStatus.RESOLVED
+        case.resolved_at = datetime.now(UTC)
+        uow.commit()
+    scheduler.timers.case_changed(case_id)
+    assert harness.jobs() == []
+    with harness.swarm.uow() as uow:
+        case = uow.cases.get(case_id)
+        case.status = CaseStatus.OPEN
+        sla.restart_resolution_clock(uow, harness.swarm.config, case, datetime.now(UTC))
+        uow.commit()
+    scheduler.timers.case_changed(case_id)
+    rows, _ = pending_jobs(scheduler.engine)
+    due = {r.kind: r.due for r in rows if r.case_number == "27343"}
+    assert set(due) == {"resolution-reminder", "resolution"}
+    assert due["resolution"] == harness.case(case_id).resolution_due
+    assert harness.replies(case_id) == [] and harness.alerts() == []
+
+
+def test_changing_urgency_re_arms_the_timers_at_the_new_deadlines(harness: Harness) -> None:
+    scheduler = harness.scheduler()
+    case_id = harness.file("27343", urgency="low")
+    scheduler.timers.case_changed(case_id)
+    sla.change_urgency(
+        harness.swarm.uow,
+        harness.swarm.config,
+        gateway(harness.fake),
+        harness.swarm.clock,
+        scheduler.timers,
+        team_id=TEAM,
+        actor_id="U0LEAD001",
+        case_number="27343",
+        urgency="critical",
+    )
+    wait_for(lambda: len(harness.alerts()) == 2)
+    assert len(harness.replies(case_id)) == 2
+
+
+def test_timers_due_while_the_bot_was_down_fire_once_at_start(harness: Harness) -> None:
+    first = harness.scheduler()
+    case_id = harness.file("27343")
+    first.timers.case_changed(case_id)
+    first.shutdown()
+    harness.schedulers.remove(first)
+    assert len(harness.jobs()) == 4
+    due = harness.case(case_id).resolution_due
+    assert due is not None
+    wait_for(lambda: datetime.now(UTC) > due + timedelta(milliseconds=300))
+    assert harness.replies(case_id) == [] and harness.alerts() == []  # nobody ran them
+    second = harness.scheduler()
+    wait_for(lambda: len(harness.alerts()) == 2)
+    wait_for(lambda: harness.jobs() == [])
+    # Reminders that came due too late to warn are skipped; the breach alerts say it all.
+    assert harness.replies(case_id) == []
+    second.shutdown()
+    harness.schedulers.remove(second)
+    third = harness.scheduler()
+    assert third.leading and third.reconcile() == 0
+    third.scheduler.wakeup()
+    time.sleep(0.5)  # a double would show now: the scheduler polls every 0.1s
+    assert harness.replies(case_id) == [] and len(harness.alerts()) == 2
+
+
+def test_cases_filed_while_no_scheduler_ran_are_armed_when_one_leads(harness: Harness) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    late = harness.file("1001", at=past)
+    fresh = harness.file("1002", urgency="high")
+    harness.scheduler()
+    wait_for(lambda: len(harness.alerts()) == 2)
+    # The late case: one alert per target, however late; its reminders came too late to warn.
+    assert harness.replies(late) == []
+    assert sorted(harness.jobs()) == sorted(sla.job_id(fresh, k) for k in sla.KINDS)
+
+
+def test_one_scheduler_leads_per_database_and_another_takes_over(harness: Harness) -> None:
+    first = harness.scheduler()
+    second = harness.scheduler()
+    assert first.leading and not second.leading
+    armer = harness.scheduler(lead=False)
+    case_id = harness.file("27343")
+    armer.timers.case_changed(case_id)  # a worker that does not lead arms; the leader runs
+    first.shutdown()
+    harness.schedulers.remove(first)
+    wait_for(lambda: second.leading)
+    wait_for(lambda: len(harness.alerts()) == 2)
+    assert len(harness.replies(case_id)) == 2 and not armer.leading
+
+
+def test_swarmbot_jobs_lists_pending_timers_by_due_time(
+    harness: Harness, fake: FakeSlack, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = harness.scheduler(lead=False)
+    low = harness.file("1001", urgency="low")
+    high = harness.file("1002", urgency="high")
+    for case_id in (low, high):
+        scheduler.timers.case_changed(case_id)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    result = CliRunner().invoke(main, ["jobs"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["due", "(UTC)", "case", "kind"]
+    rows = [line.split() for line in lines[1:]]
+    assert [(r[2], r[3]) for r in rows] == [
+        ("1002", "first-response-reminder"),
+        ("1002", "first-response"),
+        ("1001", "first-response-reminder"),
+        ("1002", "resolution-reminder"),
+        ("1001", "first-response"),
+        ("1002", "resolution"),
+        ("1001", "resolution-reminder"),
+        ("1001", "resolution"),
+    ]
+    stamps = [f"{r[0]} {r[1]}" for r in rows]
+    assert stamps == sorted(stamps)
+    limited = CliRunner().invoke(main, ["jobs", "--limit", "3"])
+    assert "... 5 more" in limited.output
+
+
+def test_swarmbot_jobs_says_so_when_nothing_is_pending(
+    harness: Harness, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    result = CliRunner().invoke(main, ["jobs"])
+    assert result.exit_code == 0 and "no pending jobs" in result.output
+
+
+# -- several processes on one PostgreSQL ----------------------------------------------------
+def spawn(db_url: str, fake: FakeSlack, config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.scheduler_process", db_url, fake.url, str(config)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_two_processes_fire_every_timer_exactly_once_and_hand_over_when_one_dies(
+    fake: FakeSlack, db_url: str, tmp_path: Path
+) -> None:
+    harness = Harness(fake, db_url, FAST_CONFIG)
+    config = tmp_path / "swarm.yaml"
+    config.write_text(FAST_CONFIG)
+    armer = harness.scheduler(lead=False)
+    processes = [spawn(db_url, fake, config) for _ in range(2)]
+    try:
+        first_batch = [harness.file(f"10{i:02d}") for i in range(8)]
+        for case_id in first_batch:
+            armer.timers.case_changed(case_id)
+        wait_for(lambda: len(harness.alerts()) == 16, timeout=40)
+        leader = _leader_of(processes)
+        leader.send_signal(signal.SIGKILL)
+        leader.wait(timeout=10)
+        second_batch = [harness.file(f"20{i:02d}") for i in range(8)]
+        for case_id in second_batch:
+            armer.timers.case_changed(case_id)
+        wait_for(lambda: len(harness.alerts()) == 32, timeout=40)
+        time.sleep(0.5)  # a double would show now
+        assert len(harness.alerts()) == 32
+        for case_id in first_batch + second_batch:
+            assert len(harness.replies(case_id)) == 2, case_id
+        with harness.swarm.uow() as uow:
+            marked = uow.session.scalars(
+                select(Case.id).where(Case.resolution_breached_at.is_not(None))
+            ).all()
+        assert len(marked) == 16
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.stdin.close()
+                process.wait(timeout=20)
+        harness.close()
+
+
+def _leader_of(processes: list[subprocess.Popen]) -> subprocess.Popen:
+    """The process that printed LEAD (only one does while both live)."""
+    for process in processes:
+        os.set_blocking(process.stdout.fileno(), False)
+    leaders = [p for p in processes if (p.stdout.readline() or "").startswith("LEAD")]
+    assert len(leaders) == 1, "exactly one process leads"
+    return leaders[0]
