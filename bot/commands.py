@@ -19,6 +19,7 @@ USAGE = {
     "sev": "/swarm sev <case> <sev1-4>",
     "resolve": "/swarm resolve <case> [text]",
     "reopen": "/swarm reopen <case>",
+    "urgency": "/swarm urgency <case> <low|medium|high|critical>",
     "search": "/swarm search <words> [topic:api] [status:open|resolved|escalated] [sev:1] "
     "[after:2026-01-01] [before:2026-02-01]",
     "stats": "/swarm stats [7d|30d|90d|all] [topic]",
@@ -98,6 +99,13 @@ def parse(text: str) -> Command:
             raise _usage(name)
         severity = _severity(args[1], name) if len(args) == 2 else None
         return Command(name, case_number=args[0], severity=severity)
+    if name == "urgency":
+        if len(args) != 2:
+            raise _usage(name)
+        level = args[1].lower()
+        if level not in ("low", "medium", "high", "critical"):
+            raise _usage(name, f"`{args[1][:20]}` is not an urgency.")
+        return Command(name, case_number=args[0], text=level)
     if name == "sev":
         if len(args) != 2:
             raise _usage(name)

@@ -360,3 +360,33 @@ def test_durations_read_like_a_person_would_say_them() -> None:
     assert sla.span(timedelta(hours=1, minutes=12)) == "1h 12m"
     assert sla.span(timedelta(days=2, hours=4, minutes=3)) == "2d 4h"
     assert sla.span(timedelta(hours=3)) == "3h"
+
+
+def test_swarm_urgency_by_a_lead_moves_the_deadlines_and_rearms(
+    bot: RunningBot, fake: FakeSlack, clock: FakeClock
+) -> None:
+    timers = RecordingTimers()
+    bot.swarm.timers = timers
+    case = open_case(bot.uow, bot.config, clock, fake, urgency="low")
+    bot.driver.command("urgency 27343 CRITICAL", user="U0LEAD001", channel="C0API0001")
+    body = fake.responses()[-1]["body"]
+    assert body["response_type"] == "ephemeral"
+    assert "Case 27343 is now *critical* (was low)" in body["text"]
+    assert "first response due <!date^" in body["text"]
+    stored = get(bot.uow, case.id)
+    assert stored.urgency == "critical"
+    assert stored.first_response_due == stored.created_at + timedelta(minutes=15)
+    assert timers.changed == [case.id]
+
+
+def test_swarm_urgency_is_refused_to_others_and_checks_its_arguments(
+    bot: RunningBot, fake: FakeSlack, clock: FakeClock
+) -> None:
+    case = open_case(bot.uow, bot.config, clock, fake, urgency="low")
+    bot.driver.command("urgency 27343 critical", user="U0EXP0001", channel="C0API0001")
+    assert "Only swarm leads" in fake.responses()[-1]["body"]["text"]
+    reply = bot.driver.command("urgency 27343 panic", user="U0LEAD001")
+    assert "Usage: `/swarm urgency <case> <low|medium|high|critical>`" in reply.json()["text"]
+    bot.driver.command("urgency 99999 high", user="U0LEAD001")
+    assert "No case 99999" in fake.responses()[-1]["body"]["text"]
+    assert get(bot.uow, case.id).urgency == "low"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -14,7 +15,8 @@ from bot.ids import COMMAND
 from bot.listeners.errors import guarded
 from bot.views import IntakeMetadata, case_status, intake_modal, queue_status
 from storage.models import Role
-from workflows import cases, routing, swarming
+from workflows import cases, routing, sla, swarming
+from workflows.text import escape
 
 Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[str, bool]]
 
@@ -146,7 +148,43 @@ def claim(
     return outcome.text, False
 
 
+def urgency(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
+    """`/swarm urgency <case> <level>`: leads and the filer; the SLA deadlines move with it."""
+    assert parsed.case_number is not None
+    changed = sla.change_urgency(
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        services.timers,
+        team_id=team_of(command, None),
+        actor_id=command["user_id"],
+        case_number=parsed.case_number,
+        urgency=parsed.text,
+    )
+    due = [
+        f"{name} due {_when(at)}"
+        for name, at in (
+            ("first response", changed.first_response_due),
+            ("resolution", changed.resolution_due),
+        )
+        if at is not None
+    ]
+    return (
+        f"Case {escape(changed.case_number)} is now *{changed.urgency}* "
+        f"(was {changed.previous}): {', '.join(due)}."
+    ), False
+
+
+def _when(at: datetime) -> str:
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
 HANDLERS: dict[str, Handler] = {
+    "urgency": urgency,
     "status": status,
     "claim": claim,
     "assign": claim,
