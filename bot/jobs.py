@@ -404,9 +404,9 @@ class SwarmScheduler:
     def install_sweeps(self) -> None:
         """Add the periodic jobs; keep those already stored, so a missed run still happens."""
         wanted = self.sweeps()
-        for job in self.scheduler.get_jobs():
-            if job.id in SWEEPS and job.id not in wanted:
-                self.scheduler.remove_job(job.id)
+        for name in SWEEPS:  # by id: loading every stored job would unpickle every timer
+            if name not in wanted and self.scheduler.get_job(name) is not None:
+                self.scheduler.remove_job(name)
         for name, trigger in wanted.items():
             existing = self.scheduler.get_job(name)
             if existing is not None and str(existing.trigger) == str(trigger):
@@ -444,13 +444,21 @@ class SwarmScheduler:
         """Add the timers open cases need but the store lacks; drop those no case needs."""
         with self.uow() as uow:
             rows = uow.schedule.open_case_timers()
-        wanted = {t.job_id: t for row in rows for t in sla.timers_of(row, self.config)}
         table = self.store.jobs_t
         with self.engine.connect() as connection:
-            stored = set(
-                connection.scalars(select(table.c.id).where(table.c.id.like("sla:%"))).all()
-            )
-        missing = [t for job, t in wanted.items() if job not in stored]
+            stored = {
+                job
+                for job in connection.scalars(select(table.c.id).where(table.c.id.like("sla:%")))
+                if sla.parse_job_id(job) is not None  # timers only, not the sla: sweeps
+            }
+        wanted: set[str] = set()
+        missing: list[sla.Timer] = []
+        for row in rows:
+            for timer in sla.timers_of(row, self.config):
+                wanted.add(timer.job_id)
+                if timer.job_id not in stored:
+                    missing.append(timer)
+        del rows
         unneeded = [job for job in stored if job not in wanted]
         for start in range(0, len(unneeded), 1000):
             with self.engine.begin() as connection:

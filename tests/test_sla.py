@@ -390,3 +390,22 @@ def test_swarm_urgency_is_refused_to_others_and_checks_its_arguments(
     bot.driver.command("urgency 99999 high", user="U0LEAD001")
     assert "No case 99999" in fake.responses()[-1]["body"]["text"]
     assert get(bot.uow, case.id).urgency == "low"
+
+
+def test_a_breach_in_a_topic_nobody_leads_is_told_in_the_thread(
+    bot: RunningBot, fake: FakeSlack, clock: FakeClock
+) -> None:
+    config = bot.config.model_copy(
+        update={
+            "topics": [
+                t.model_copy(update={"leads": []}) if t.key == "billing" else t
+                for t in bot.config.topics
+            ]
+        }
+    )
+    case = open_case(bot.uow, config, clock, fake, topic="billing")
+    clock.advance(hours=1)
+    assert sla.fire_timer(bot.uow, config, gateway(fake), clock, case.id, sla.FIRST_RESPONSE)
+    [alert] = replies(fake, case)
+    assert "breached its first response SLA of 1h" in alert
+    assert fake.dms("U0LEAD002") == []

@@ -298,6 +298,9 @@ def _alert_leads(
     )
     for lead in leads:
         slack.tell(lead, text)
+    if not leads and card.thread_ts:
+        # A topic nobody leads: the swarm itself is told.
+        slack.post_in_thread(card.channel_id, card.thread_ts, text)
     slack.update_case_card(card)
 
 
