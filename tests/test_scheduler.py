@@ -22,9 +22,10 @@ from bot.jobs import SwarmScheduler, pending_jobs, start_scheduler
 from bot.runtime import build_swarm
 from storage.db import create_db_engine
 from storage.models import Case, CaseStatus
-from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, settings_for
+from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
 from tests.test_sla import gateway
+from tests.test_thread_record import filed_case, reply_event
 from workflows import sla
 from workflows.config import parse_config
 from workflows.intake import CaseDraft, file_case, publish_card
@@ -342,3 +343,37 @@ def test_the_leader_keeps_its_periodic_sweeps_across_restarts(harness: Harness) 
     assert sweeps <= {job.id for job in second.scheduler.get_jobs()}
     # Kept, not re-added: a digest missed while down still runs at start.
     assert second.scheduler.get_job("digest:daily").next_run_time == digest
+
+
+# -- the app with real timers ----------------------------------------------------------------
+@pytest.fixture
+def scheduled_bot(bot: RunningBot, fake: FakeSlack) -> Iterator[RunningBot]:
+    """The HTTP app whose workflows arm timers in the job store (nothing runs them here)."""
+    scheduler = SwarmScheduler(bot.swarm, web_client(BOT_TOKEN, fake.url), lead=False).start()
+    bot.swarm.timers = scheduler.timers
+    yield bot
+    scheduler.shutdown()
+
+
+def timers_in_store(bot: RunningBot) -> dict[str, datetime | None]:
+    engine = create_db_engine(bot.swarm.settings.database_url)
+    try:
+        rows, _ = pending_jobs(engine)
+    finally:
+        engine.dispose()
+    return {r.kind: r.due for r in rows if sla.parse_job_id(r.job_id)}
+
+
+def test_filing_arms_a_reply_cancels_and_urgency_moves_the_timers_end_to_end(
+    scheduled_bot: RunningBot, fake: FakeSlack, clock: FakeClock
+) -> None:
+    bot = scheduled_bot
+    case = filed_case(bot, fake)  # high: 1h / 1d
+    assert set(timers_in_store(bot)) == set(sla.KINDS)
+    clock.advance(minutes=5)
+    bot.driver.event(reply_event(case, "Looking at the webhook logs now"))
+    assert set(timers_in_store(bot)) == {"resolution-reminder", "resolution"}
+    bot.driver.command("urgency 27343 critical", user="U0LEAD001", channel="C0API0001")
+    timers = timers_in_store(bot)
+    assert set(timers) == {"resolution-reminder", "resolution"}
+    assert timers["resolution"] == case.created_at + timedelta(hours=4)
