@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.gateway import AdminCache, WebSlack
+from bot.gateway import AdminCache, ChannelAccess, WebSlack
 from bot.settings import Settings
 from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock, SystemClock
@@ -27,10 +27,11 @@ class Swarm:
     clock: Clock = field(default_factory=SystemClock)
     admins: AdminCache = field(default_factory=AdminCache)
     timers: Timers = field(default_factory=NoTimers)
+    channels: ChannelAccess = field(default_factory=ChannelAccess)
 
     def slack(self, client: WebClient) -> WebSlack:
         """The gateway workflows use, on this request's client."""
-        return WebSlack(client, self.admins)
+        return WebSlack(client, self.admins, self.channels)
 
 
 def swarm_of(context: Any) -> Swarm:

@@ -74,12 +74,48 @@ class AdminCache:
         return value
 
 
+class ChannelAccess:
+    """Which channels are private and who is in them, remembered for a short while.
+
+    Membership changes are picked up after `ttl` seconds; a search in between is judged on what
+    Slack said at most that long ago.
+    """
+
+    def __init__(self, ttl: float = 120.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._private: dict[str, tuple[float, bool]] = {}
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def _cached(
+        self, table: dict[str, tuple[float, Any]], key: str, load: Callable[[], Any]
+    ) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = table.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = load()
+        with self._lock:
+            table[key] = (now, value)
+        return value
+
+    def is_private(self, channel_id: str, load: Callable[[], bool]) -> bool:
+        return self._cached(self._private, channel_id, load)
+
+    def members(self, channel_id: str, load: Callable[[], frozenset[str]]) -> frozenset[str]:
+        return self._cached(self._members, channel_id, load)
+
+
 class WebSlack:
     """SlackGateway over one WebClient."""
 
-    def __init__(self, client: WebClient, admins: AdminCache) -> None:
+    def __init__(
+        self, client: WebClient, admins: AdminCache, channels: ChannelAccess | None = None
+    ) -> None:
         self.client = client
         self.admins = admins
+        self.channels = channels or ChannelAccess()
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         """Run a Web API call; Slack being unreachable becomes SlackUnavailable."""
@@ -209,3 +245,39 @@ class WebSlack:
             return bool(user.get("is_admin") or user.get("is_owner"))
 
         return self.admins.get(user_id, load)
+
+    def can_read(self, user_id: str, channel_id: str) -> bool:
+        def private() -> bool:
+            try:
+                info = self._call(
+                    "channel info", lambda: self.client.conversations_info(channel=channel_id)
+                )
+            except SlackApiError as exc:
+                # A private channel the bot is not in is "not found": nobody reads it through us.
+                log.info("conversations.info %s: %s", channel_id, exc.response.get("error"))
+                return True
+            channel = info["channel"]
+            return bool(channel.get("is_private") or channel.get("is_im") or channel.get("is_mpim"))
+
+        def members() -> frozenset[str]:
+            found: set[str] = set()
+            cursor = None
+            while True:
+                try:
+                    page = self._call(
+                        "channel members",
+                        lambda c=cursor: self.client.conversations_members(
+                            channel=channel_id, limit=1000, cursor=c
+                        ),
+                    )
+                except SlackApiError as exc:
+                    log.info("conversations.members %s: %s", channel_id, exc.response.get("error"))
+                    return frozenset()
+                found.update(page.get("members") or [])
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return frozenset(found)
+
+        if not self.channels.is_private(channel_id, private):
+            return True
+        return user_id in self.channels.members(channel_id, members)

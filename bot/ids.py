@@ -19,6 +19,7 @@ class Action(StrEnum):
     CLAIM = "case-claim"
     ESCALATE = "case-escalate"
     RESOLVE = "case-resolve"
+    SEARCH_MORE = "search-more"
 
 
 class Field(StrEnum):

@@ -25,9 +25,11 @@ from slack_sdk.models.views import View
 
 from bot.ids import VALUE, Action, Callback, Field
 from storage.models import CaseStatus, Urgency
+from storage.search import END_MARK, MARK
 from workflows.config import SwarmConfig
 from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX
 from workflows.ports import CaseCard
+from workflows.search import Results
 from workflows.text import clip, escape
 
 # Slack limits (https://api.slack.com/reference/block-kit/blocks).
@@ -345,3 +347,62 @@ def queue_status(cards: Sequence[CaseCard], now: datetime, channel_id: str) -> s
     if len(cards) > 40:
         lines.append(f"… and {len(cards) - 40} more.")
     return clip("\n".join(lines), MESSAGE_TEXT_MAX)
+
+
+SNIPPET_MAX = 600
+SEARCH_VALUE_MAX = 2000  # a button's value
+
+
+def marked(snippet: str) -> str:
+    """A search snippet, escaped for mrkdwn, with its match markers turned to bold."""
+    flat = " ".join(snippet.split())
+    return escape(flat).replace(MARK, "*").replace(END_MARK, "*")
+
+
+def search_more_value(results: Results) -> str | None:
+    """What the More button carries to fetch the next page (None when it would not fit)."""
+    value = json.dumps(
+        {"w": results.words, "f": results.filters, "o": results.offset + len(results.found)},
+        separators=(",", ":"),
+    )
+    return value if len(value) <= SEARCH_VALUE_MAX else None
+
+
+def search_results(results: Results, topic_label: dict[str, str]) -> tuple[str, list[Block]]:
+    """The ephemeral answer to `/swarm search`: ranked hits with snippets and links, and More."""
+    shown = " ".join([results.words, *(f"{k}:{v}" for k, v in results.filters.items())])
+    query = escape(clip(shown, 200))
+    if not results.found:
+        more = " on this page" if results.offset else ""
+        text = f"No results{more} for `{query}` in cases you can read."
+        return text, [SectionBlock(text=MarkdownTextObject(text=text))]
+    first = results.offset + 1
+    last = results.offset + len(results.found)
+    head = f"Results {first}–{last} for `{query}`"
+    blocks: list[Block] = [
+        ContextBlock(elements=[MarkdownTextObject(text=clip(head, CONTEXT_TEXT_MAX))])
+    ]
+    for found in results.found:
+        hit = found.hit
+        title = f"Case {escape(hit.case_number)}"
+        title = f"<{found.permalink}|{title}>" if found.permalink else title
+        label = escape(topic_label.get(hit.topic_key, hit.topic_key))
+        when = hit.at.strftime("%Y-%m-%d")
+        what = f"<@{hit.user_id}> in the thread" if hit.kind == "message" and hit.user_id else ""
+        if hit.kind == "message" and not hit.user_id:
+            what = "a message"
+        line = f"*{title}* · {hit.status.value} · {label} · {when}"
+        if what:
+            line += f" · {what}"
+        body = (
+            f"{line}\n_{escape(clip(hit.summary, 150))}_\n>{clip(marked(hit.snippet), SNIPPET_MAX)}"
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(body, SECTION_TEXT_MAX))))
+    value = search_more_value(results) if results.more else None
+    if value:
+        blocks.append(
+            ActionsBlock(
+                elements=[ButtonElement(text="More", action_id=Action.SEARCH_MORE, value=value)]
+            )
+        )
+    return f"{head}.", blocks

@@ -6,13 +6,17 @@ from alembic import context
 
 from storage.db import create_db_engine
 from storage.models import Base
+from storage.search import managed_by_search
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
-    """Tables we do not own (the scheduler's job store) are left alone."""
+    """Tables we do not own (the scheduler's job store) and the search indexes (made by hand in
+    their revision: FTS5 tables, tsvector columns, GIN indexes) are left alone."""
+    if reflected and compare_to is None and managed_by_search(name):
+        return False
     return not (
         type_ == "table"
         and reflected

@@ -49,7 +49,6 @@ def test_unknown_subcommands_and_bad_arguments_get_a_usage_line(bot: RunningBot)
         "sev 27343 sev2",
         "resolve 27343",
         "reopen 27343",
-        "search webhooks",
         "stats 7d",
     ],
 )

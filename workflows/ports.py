@@ -116,6 +116,10 @@ class SlackGateway(Protocol):
         """Whether Slack says this user is a workspace admin or owner."""
         ...
 
+    def can_read(self, user_id: str, channel_id: str) -> bool:
+        """Whether a user may read a channel: any public one, a private one only as a member."""
+        ...
+
 
 class Timers(Protocol):
     """SLA timers of cases, kept in step with each case's stored state."""

@@ -13,12 +13,13 @@ from bot.commands import COMMAND_HELP, Command, UsageError, parse
 from bot.context import Swarm, swarm_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
-from bot.views import IntakeMetadata, case_status, intake_modal, queue_status
+from bot.views import IntakeMetadata, case_status, intake_modal, queue_status, search_results
 from storage.models import Role
-from workflows import cases, routing, sla, swarming
+from workflows import cases, routing, search, sla, swarming
 from workflows.text import escape
 
-Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[str, bool]]
+# A handler answers (text, public) or, with Block Kit, (text, public, blocks).
+Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[Any, ...]]
 
 
 def swarm(
@@ -47,8 +48,12 @@ def swarm(
         ack(text=f"`/swarm {parsed.name}` is not available yet.", response_type="ephemeral")
         return
     ack()
-    text, public = handler(services, client, command, parsed)
-    respond(text=text, response_type="in_channel" if public else "ephemeral")
+    text, public, *blocks = handler(services, client, command, parsed)
+    respond(
+        text=text,
+        blocks=blocks[0] if blocks else None,
+        response_type="in_channel" if public else "ephemeral",
+    )
 
 
 def status(
@@ -183,8 +188,27 @@ def _when(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def find(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[Any, ...]:
+    """`/swarm search`: the first page of results, ephemeral."""
+    results = search.search(
+        services.uow,
+        services.config,
+        services.slack(client),
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        words=parsed.text,
+        filters=parsed.filters,
+    )
+    labels = {t.key: t.title for t in services.config.topics}
+    text, blocks = search_results(results, labels)
+    return text, False, blocks
+
+
 HANDLERS: dict[str, Handler] = {
     "urgency": urgency,
+    "search": find,
     "status": status,
     "claim": claim,
     "assign": claim,
