@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -171,6 +172,95 @@ def jobs(limit: int) -> None:
         click.echo(f"{due:<20}  {row.case_number or '-':<12}  {row.kind}")
     if total > len(rows):
         click.echo(f"... {total - len(rows)} more (--limit 0 shows all)")
+
+
+@main.command()
+@click.option("--channel", help="Only cases in this channel (swarm or incident channel id).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only cases filed on or after this date (UTC), e.g. 2026-01-31.",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=".swarmbot-reindex.json",
+    show_default=True,
+    help="Where progress is kept so an interrupted run resumes; removed when done.",
+)
+@click.option("--fresh", is_flag=True, help="Ignore the progress of an interrupted run.")
+def reindex(channel: str | None, since: datetime | None, state: Path, fresh: bool) -> None:
+    """Load existing case threads (and incident channels) from Slack into the record.
+
+    Safe to interrupt (Ctrl-C, a Slack outage) and run again with the same options: it resumes
+    after the cases already done and never stores a message twice.
+    """
+    from bot.gateway import AdminCache, WebSlack, web_client
+    from bot.runtime import build_swarm
+    from workflows import backfill
+    from workflows.errors import SlackUnavailable
+
+    settings = settings_or_exit()
+    config = config_or_exit(settings.swarm_config)
+    swarm = build_swarm(settings, config=config)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    if not token:
+        fail("SLACK_BOT_TOKEN: required to read threads from Slack")
+    slack = WebSlack(web_client(token, settings.slack_api_url, retries=8), AdminCache())
+    selection = backfill.Selection(
+        channel_id=channel, since=since.replace(tzinfo=UTC) if since else None
+    )
+    try:
+        case_ids = backfill.cases_to_reindex(swarm.uow, selection)
+    except Exception as exc:
+        fail(f"DATABASE_URL: cannot read the cases ({type(exc).__name__}: {exc})")
+    checkpoint = backfill.Checkpoint.load(None if fresh else state, selection.key)
+    if fresh:
+        checkpoint.path = state
+    resumed = len(checkpoint.done & set(case_ids))
+    if resumed:
+        click.echo(f"resuming: {resumed} of {len(case_ids)} case(s) already done")
+    try:
+        with click.progressbar(length=len(case_ids), label="Reindexing cases") as bar:
+            cases, messages = backfill.reindex(
+                swarm.uow, swarm.clock, slack, case_ids, checkpoint, progress=bar.update
+            )
+    except SlackUnavailable as exc:
+        fail(f"stopped: {exc}. Run the same command again to resume.", code=1)
+    except KeyboardInterrupt:
+        fail("interrupted. Run the same command again to resume.", code=130)
+    click.echo(f"reindexed {cases} case(s): {messages} message(s) added or updated")
+
+
+@main.command()
+@click.argument("case_number")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--team", help="Workspace id, when the case number exists in several.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File (default: stdout).",
+)
+def export(case_number: str, fmt: str, team: str | None, output: Path | None) -> None:
+    """Export a case: card fields, timeline, every message with author and time, resolution."""
+    from bot.runtime import build_swarm
+    from workflows.errors import SwarmError
+    from workflows.export import case_record, to_json, to_markdown
+
+    settings = settings_or_exit()
+    config = config_or_exit(settings.swarm_config)
+    swarm = build_swarm(settings, config=config)
+    try:
+        record = case_record(swarm.uow, config, case_number=case_number, team_id=team)
+    except SwarmError as exc:
+        fail(str(exc), code=1)
+    text = to_json(record) + "\n" if fmt == "json" else to_markdown(record)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
 
 
 @main.command("check-config")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
@@ -281,3 +281,31 @@ class WebSlack:
         if not self.channels.is_private(channel_id, private):
             return True
         return user_id in self.channels.members(channel_id, members)
+
+    def _pages(self, what: str, call: Callable[[str | None], Any]) -> Iterator[dict[str, Any]]:
+        """Every message of a cursor-paginated read; 429s wait out Retry-After in the client."""
+        cursor: str | None = None
+        while True:
+            page = self._call(what, lambda c=cursor: call(c))
+            yield from page.get("messages") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def thread_replies(self, channel_id: str, thread_ts: str) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            "thread replies",
+            lambda cursor: self.client.conversations_replies(
+                channel=channel_id, ts=thread_ts, limit=200, cursor=cursor
+            ),
+        )
+
+    def channel_history(
+        self, channel_id: str, oldest: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            "channel history",
+            lambda cursor: self.client.conversations_history(
+                channel=channel_id, oldest=oldest or "0", limit=200, cursor=cursor
+            ),
+        )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage.models import Case, CaseStatus, Urgency
 from workflows.config import SwarmConfig
@@ -118,6 +119,16 @@ class SlackGateway(Protocol):
 
     def can_read(self, user_id: str, channel_id: str) -> bool:
         """Whether a user may read a channel: any public one, a private one only as a member."""
+        ...
+
+    def thread_replies(self, channel_id: str, thread_ts: str) -> Iterator[dict[str, Any]]:
+        """Every message of a thread, parent first (Slack's message shape), all pages."""
+        ...
+
+    def channel_history(
+        self, channel_id: str, oldest: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every top-level message of a channel since `oldest`, newest first, all pages."""
         ...
 
 

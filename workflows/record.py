@@ -14,6 +14,9 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.clock import Clock
 from workflows.swarming import start_swarming
 
+# Subtypes that are someone saying something; joins, topic changes and the like are not.
+SAID = {None, "thread_broadcast", "bot_message", "file_share", "me_message"}
+
 
 @dataclass(frozen=True)
 class ThreadMessage:
@@ -28,6 +31,27 @@ class ThreadMessage:
     text: str
     subtype: str | None = None
     files: tuple[dict[str, Any], ...] = field(default=())
+
+
+def from_slack(team_id: str, channel_id: str, message: dict[str, Any]) -> ThreadMessage:
+    """A Slack message (event or Web API shape) as the record keeps it: files by name and title."""
+    files = tuple(
+        {"name": f.get("name") or "", "title": f.get("title") or ""}
+        for f in message.get("files") or []
+        if isinstance(f, dict)
+    )
+    subtype = message.get("subtype")
+    return ThreadMessage(
+        team_id=team_id,
+        channel_id=channel_id,
+        ts=message["ts"],
+        thread_ts=message.get("thread_ts"),
+        user_id=message.get("user"),
+        is_bot=bool(message.get("bot_id")) or subtype == "bot_message",
+        text=message.get("text") or "",
+        subtype=subtype,
+        files=files,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,20 +157,27 @@ def record(
 
 
 def edit(
-    uow_factory: UnitOfWorkFactory, clock: Clock, message: ThreadMessage, *, edited_ts: str | None
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    message: ThreadMessage,
+    *,
+    edited_ts: str | None,
+    live: bool = True,
 ) -> Recorded | None:
     """Apply an edit; an edited message the record never saw is recorded as it is now."""
     with uow_factory() as uow:
         stored = _stored(uow, message.channel_id, message.ts)
         if stored is not None:
-            if stored.deleted_at is not None:
+            if stored.deleted_at is not None or (
+                stored.text == message.text and stored.files == list(message.files)
+            ):
                 return None
             stored.text = message.text
             stored.files = list(message.files)
             stored.edited_at = ts_time(edited_ts) if edited_ts else clock.now()
             uow.commit()
             return Recorded(stored.case_id, False)
-    return record(uow_factory, clock, message)
+    return record(uow_factory, clock, message, live=live)
 
 
 def delete(

@@ -16,29 +16,7 @@ from workflows.swarming import refresh_card
 
 log = logging.getLogger(__name__)
 
-# Subtypes that are someone saying something; joins, topic changes and the like are not.
-SAID = {None, "thread_broadcast", "bot_message", "file_share", "me_message"}
-
-
-def thread_message(team_id: str, channel_id: str, message: dict[str, Any]) -> record.ThreadMessage:
-    """A Slack message (event or API shape) as the record keeps it."""
-    files = tuple(
-        {"name": f.get("name") or "", "title": f.get("title") or ""}
-        for f in message.get("files") or []
-        if isinstance(f, dict)
-    )
-    subtype = message.get("subtype")
-    return record.ThreadMessage(
-        team_id=team_id,
-        channel_id=channel_id,
-        ts=message["ts"],
-        thread_ts=message.get("thread_ts"),
-        user_id=message.get("user"),
-        is_bot=bool(message.get("bot_id")) or subtype == "bot_message",
-        text=message.get("text") or "",
-        subtype=subtype,
-        files=files,
-    )
+SAID = record.SAID
 
 
 def on_message(
@@ -60,7 +38,7 @@ def on_message(
         if current.get("subtype") == "tombstone":
             record.delete(swarm.uow, swarm.clock, channel_id=channel_id, ts=ts)
             return
-        message = thread_message(team_id, channel_id, {**previous, **current, "ts": ts})
+        message = record.from_slack(team_id, channel_id, {**previous, **current, "ts": ts})
         edited = (current.get("edited") or {}).get("ts")
         done = record.edit(swarm.uow, swarm.clock, message, edited_ts=edited)
     elif subtype == "message_deleted":
@@ -69,7 +47,7 @@ def on_message(
             record.delete(swarm.uow, swarm.clock, channel_id=channel_id, ts=ts)
         return
     elif subtype in SAID and event.get("ts"):
-        done = record.record(swarm.uow, swarm.clock, thread_message(team_id, channel_id, event))
+        done = record.record(swarm.uow, swarm.clock, record.from_slack(team_id, channel_id, event))
     else:
         return
     if done is not None and done.changed:
