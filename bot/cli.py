@@ -279,5 +279,24 @@ def check_config(path: Path | None) -> None:
     click.echo(f"{path}: ok ({len(config.topics)} topic(s))")
 
 
+@main.command("archive-incidents")
+def archive_incidents() -> None:
+    """Archive incident channels of cases resolved at least `escalation.archive_after` ago."""
+    from bot.gateway import AdminCache, WebSlack, web_client
+    from bot.runtime import build_swarm, configure_logging
+    from workflows.escalation import archive_resolved_incidents
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    config = config_or_exit(settings.swarm_config)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    if not token:
+        fail("SLACK_BOT_TOKEN: required to archive incident channels")
+    swarm = build_swarm(settings, config=config)
+    slack = WebSlack(web_client(token, settings.slack_api_url), AdminCache())
+    count = archive_resolved_incidents(swarm.uow, swarm.config, slack, swarm.clock)
+    click.echo(f"archived {count} incident channel(s)")
+
+
 if __name__ == "__main__":
     main()

@@ -18,13 +18,15 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.ids import CARD_EVENT_TYPE
 from bot.views import card_overflow, case_card, case_card_text
-from workflows.errors import SlackUnavailable
+from workflows.errors import SlackRefused, SlackUnavailable
 from workflows.ports import CaseCard
 from workflows.text import escape, split
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Per-user invite errors that need no action: the user is already there, or is the bot itself.
+INVITED_ALREADY = {"already_in_channel", "cant_invite_self"}
 # Errors that mean "not now" rather than "never": kept and retried later.
 TRANSIENT = {
     "ratelimited",
@@ -308,4 +310,102 @@ class WebSlack:
             lambda cursor: self.client.conversations_history(
                 channel=channel_id, oldest=oldest or "0", limit=200, cursor=cursor
             ),
+        )
+
+    def _refusable(
+        self, what: str, call: Callable[[], T], fine: frozenset[str] = frozenset()
+    ) -> T | None:
+        """Run a call; Slack's refusals become SlackRefused, except `fine` ones (-> None)."""
+        try:
+            return self._call(what, call)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "unknown_error")
+            if error in fine:
+                return None
+            raise SlackRefused(what, error) from exc
+
+    def create_channel(self, name: str, *, private: bool) -> str:
+        response = self._refusable(
+            f"creating #{name}",
+            lambda: self.client.conversations_create(name=name, is_private=private),
+        )
+        assert response is not None
+        return response["channel"]["id"]
+
+    def rename_channel(self, channel_id: str, name: str) -> None:
+        self._refusable(
+            f"renaming the channel to #{name}",
+            lambda: self.client.conversations_rename(channel=channel_id, name=name),
+        )
+
+    def describe_channel(self, channel_id: str, *, topic: str, purpose: str) -> None:
+        self._refusable(
+            "the channel topic",
+            lambda: self.client.conversations_setTopic(channel=channel_id, topic=topic),
+        )
+        self._refusable(
+            "the channel purpose",
+            lambda: self.client.conversations_setPurpose(channel=channel_id, purpose=purpose),
+        )
+
+    def invite(self, channel_id: str, user_ids: list[str]) -> dict[str, str]:
+        users = list(dict.fromkeys(u for u in user_ids if u))
+        if not users:
+            return {}
+        try:
+            # force: invite everyone who can be, and list the others instead of failing.
+            response = self._call(
+                "the invitations",
+                lambda: self.client.conversations_invite(
+                    channel=channel_id, users=users, force=True
+                ),
+            )
+            errors = response.get("errors") or []
+        except SlackApiError as exc:
+            errors = exc.response.get("errors") or []
+            if not errors and exc.response.get("error") in INVITED_ALREADY:
+                return {}
+            if not errors:
+                raise SlackRefused("the invitations", str(exc.response.get("error"))) from exc
+        failed = {e.get("user"): e.get("error") for e in errors if e.get("user")}
+        return {u: str(e) for u, e in failed.items() if e not in INVITED_ALREADY}
+
+    def post_message(self, channel_id: str, text: str) -> str:
+        def post() -> Any:
+            return self.client.chat_postMessage(channel=channel_id, text=text, unfurl_links=False)
+
+        try:
+            response = self._call("a message", post)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "not_in_channel":
+                error = str(exc.response.get("error"))
+                raise SlackRefused(f"a message in <#{channel_id}>", error) from exc
+            # A public channel the bot is not in yet: join it, then post.
+            self._refusable(
+                f"joining <#{channel_id}>",
+                lambda: self.client.conversations_join(channel=channel_id),
+            )
+            response = self._refusable(f"a message in <#{channel_id}>", post)
+        assert response is not None
+        return response["ts"]
+
+    def pin(self, channel_id: str, ts: str) -> None:
+        self._refusable(
+            "the pin",
+            lambda: self.client.pins_add(channel=channel_id, timestamp=ts),
+            fine=frozenset({"already_pinned"}),
+        )
+
+    def archive_channel(self, channel_id: str) -> None:
+        self._refusable(
+            "archiving the channel",
+            lambda: self.client.conversations_archive(channel=channel_id),
+            fine=frozenset({"already_archived"}),
+        )
+
+    def unarchive_channel(self, channel_id: str) -> None:
+        self._refusable(
+            "unarchiving the channel",
+            lambda: self.client.conversations_unarchive(channel=channel_id),
+            fine=frozenset({"not_archived"}),
         )

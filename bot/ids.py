@@ -12,6 +12,8 @@ class Callback(StrEnum):
     FILE_CASE = "file-swarm-case"
     SWARM_MESSAGE = "swarm-this-message"
     INTAKE_VIEW = "swarm-intake"
+    ESCALATE_VIEW = "swarm-escalate"
+    RESOLVE_VIEW = "swarm-resolve"
 
 
 class Action(StrEnum):
@@ -34,4 +36,22 @@ class Field(StrEnum):
     CUSTOMER = "customer"
 
 
+class EscalateField(StrEnum):
+    """Escalate modal blocks."""
+
+    SEVERITY = "severity"
+    REASON = "reason"
+    CONFIDENTIAL = "confidential"
+
+
+class ResolveField(StrEnum):
+    """Resolve modal blocks."""
+
+    RESOLUTION = "resolution"
+    ROOT_CAUSE = "root_cause"
+    WORKAROUND = "workaround"
+    KB_LINK = "kb_link"
+
+
 VALUE = "value"
+CONFIDENTIAL_YES = "yes"

@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    CheckboxesElement,
     ContextBlock,
     HeaderBlock,
     InputBlock,
@@ -23,12 +24,14 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import VALUE, Action, Callback, Field
+from bot.ids import CONFIDENTIAL_YES, VALUE, Action, Callback, EscalateField, Field, ResolveField
 from storage.models import CaseStatus, Urgency
 from storage.search import END_MARK, MARK
 from workflows.config import SwarmConfig
+from workflows.escalation import Escalated
 from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX
 from workflows.ports import CaseCard
+from workflows.resolution import NOTE_MAX, RESOLUTION_MAX, URL_MAX
 from workflows.search import Results
 from workflows.text import clip, escape
 
@@ -271,7 +274,9 @@ def field_values(view: dict) -> dict[str, str]:
     for block_id, actions in (view.get("state") or {}).get("values", {}).items():
         element = actions.get(VALUE) or next(iter(actions.values()), {})
         selected = element.get("selected_option")
-        if selected:
+        if element.get("selected_options") is not None:
+            values[block_id] = ",".join(o.get("value", "") for o in element["selected_options"])
+        elif selected:
             values[block_id] = selected.get("value") or ""
         else:
             values[block_id] = element.get("value") or ""
@@ -285,6 +290,135 @@ def metadata_of(view: dict) -> IntakeMetadata:
         return IntakeMetadata.model_validate(json.loads(raw))
     except (ValueError, TypeError):
         return IntakeMetadata()
+
+
+class CaseMetadata(BaseModel):
+    """Which case an escalate or resolve modal is about."""
+
+    case_id: int
+    origin_channel_id: str | None = None
+
+
+def case_metadata_of(view: dict) -> CaseMetadata | None:
+    """The case a modal is about, or None when its metadata is unreadable."""
+    try:
+        return CaseMetadata.model_validate(json.loads(view.get("private_metadata") or "{}"))
+    except (ValueError, TypeError):
+        return None
+
+
+def _case_title(card: CaseCard) -> str:
+    return clip(f"Case {card.case_number}: {card.summary}", SECTION_TEXT_MAX)
+
+
+def escalate_modal(card: CaseCard, *, severity: int, metadata: CaseMetadata) -> View:
+    """Severity, reason and confidentiality of an escalation."""
+    severities = _options([(str(n), f"sev{n}") for n in (1, 2, 3, 4)])
+    initial = next(o for o in severities if o.value == str(severity))
+    confidential = Option(
+        value=CONFIDENTIAL_YES, text="Confidential: make the incident channel private"
+    )
+    return View(
+        type="modal",
+        callback_id=Callback.ESCALATE_VIEW,
+        title="Escalate case",
+        submit="Escalate",
+        close="Cancel",
+        private_metadata=metadata.model_dump_json(exclude_none=True),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=escape(_case_title(card)))),
+            InputBlock(
+                block_id=EscalateField.SEVERITY,
+                label="Severity",
+                hint="The default follows the urgency: critical 1, high 2, medium 3, low 4.",
+                element=StaticSelectElement(
+                    action_id=VALUE, options=severities, initial_option=initial
+                ),
+            ),
+            InputBlock(
+                block_id=EscalateField.REASON,
+                label="Reason",
+                optional=True,
+                element=PlainTextInputElement(action_id=VALUE, multiline=True, max_length=1000),
+            ),
+            InputBlock(
+                block_id=EscalateField.CONFIDENTIAL,
+                label="Confidential?",
+                optional=True,
+                element=CheckboxesElement(action_id=VALUE, options=[confidential]),
+            ),
+        ],
+    )
+
+
+def resolve_modal(card: CaseCard, *, metadata: CaseMetadata) -> View:
+    """Resolution, root cause, workaround and knowledge article of a case."""
+    return View(
+        type="modal",
+        callback_id=Callback.RESOLVE_VIEW,
+        title="Resolve case",
+        submit="Resolve",
+        close="Cancel",
+        private_metadata=metadata.model_dump_json(exclude_none=True),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=escape(_case_title(card)))),
+            InputBlock(
+                block_id=ResolveField.RESOLUTION,
+                label="Resolution",
+                element=PlainTextInputElement(
+                    action_id=VALUE, multiline=True, max_length=RESOLUTION_MAX
+                ),
+            ),
+            InputBlock(
+                block_id=ResolveField.ROOT_CAUSE,
+                label="Root cause",
+                optional=True,
+                element=PlainTextInputElement(action_id=VALUE, multiline=True, max_length=NOTE_MAX),
+            ),
+            InputBlock(
+                block_id=ResolveField.WORKAROUND,
+                label="Workaround",
+                optional=True,
+                element=PlainTextInputElement(action_id=VALUE, multiline=True, max_length=NOTE_MAX),
+            ),
+            InputBlock(
+                block_id=ResolveField.KB_LINK,
+                label="Knowledge article",
+                optional=True,
+                hint="A full https:// link.",
+                element=PlainTextInputElement(
+                    action_id=VALUE, max_length=URL_MAX, placeholder="https://"
+                ),
+            ),
+        ],
+    )
+
+
+def escalated_text(result: Escalated) -> str:
+    """What a lead is told after `/swarm escalate`, `/swarm sev` or the Escalate modal."""
+    number = escape(result.case_number)
+    where = f"<#{result.channel_id}>"
+    if result.unchanged:
+        text = f"Case {number} already is sev{result.severity} in {where}."
+    elif result.renamed_from:
+        text = (
+            f"Case {number} is now sev{result.severity}: `#{result.renamed_from}` "
+            f"was renamed to `#{result.channel_name}` ({where})."
+        )
+    else:
+        made = "created" if result.created else "finished"
+        text = f"Case {number} escalated to sev{result.severity}: {where} {made}."
+    if result.skipped:
+        text += " Not invited: " + ", ".join(
+            f"<@{user}> ({error})" for user, error in result.skipped.items()
+        )
+        text += "."
+    if result.unnotified:
+        text += " Not notified: " + ", ".join(
+            f"<#{channel}> ({error})" for channel, error in result.unnotified.items()
+        )
+        text += "."
+    return clip(text, MESSAGE_TEXT_MAX)
 
 
 def waited(since: datetime | None, now: datetime) -> str:

@@ -163,6 +163,9 @@ class Case(Base):
     incident_channel_id: Mapped[str | None] = mapped_column(String(32))
     incident_channel_name: Mapped[str | None] = mapped_column(String(80))
     escalated_at: Mapped[datetime | None] = mapped_column()
+    incident_archived_at: Mapped[datetime | None] = mapped_column()
+    # Lease of the escalation in progress: a second click or delivery waits for it.
+    escalation_claimed_at: Mapped[datetime | None] = mapped_column()
 
     # SLA.
     first_response_due: Mapped[datetime | None] = mapped_column()

@@ -115,6 +115,43 @@ class CaseRepository:
         )
         return bool(result.rowcount)
 
+    def claim_escalation(self, *, case_id: int, now: datetime, stale_before: datetime) -> bool:
+        """Take the lease on escalating a case; False when another request holds it."""
+        result = self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                or_(
+                    Case.escalation_claimed_at.is_(None),
+                    Case.escalation_claimed_at < stale_before,
+                ),
+            )
+            .values(escalation_claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+    def incidents_to_archive(self, *, resolved_before: datetime) -> Sequence[int]:
+        """Ids of resolved cases whose incident channel is due for archiving."""
+        return self.session.scalars(
+            select(Case.id)
+            .where(
+                Case.status == CaseStatus.RESOLVED,
+                Case.incident_channel_id.is_not(None),
+                Case.incident_archived_at.is_(None),
+                Case.resolved_at <= resolved_before,
+            )
+            .order_by(Case.id)
+        ).all()
+
+    def events_of(self, *, case_id: int, kinds: Sequence[str]) -> Sequence[CaseEvent]:
+        """Timeline entries of some kinds, oldest first."""
+        return self.session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id, CaseEvent.kind.in_(list(kinds)))
+            .order_by(CaseEvent.id)
+        ).all()
+
     def add_event(
         self,
         *,

@@ -198,7 +198,12 @@ class SlackDriver:
             if block.get("type") != "input" or block_id not in values:
                 continue
             value = values[block_id]
-            if element.get("type") == "static_select":
+            if element.get("type") == "checkboxes":
+                chosen = [o for o in element.get("options", []) if o["value"] in (value or "")]
+                state[block_id] = {
+                    element["action_id"]: {"type": "checkboxes", "selected_options": chosen}
+                }
+            elif element.get("type") == "static_select":
                 option = (
                     None
                     if value is None

@@ -45,10 +45,6 @@ def test_unknown_subcommands_and_bad_arguments_get_a_usage_line(bot: RunningBot)
 @pytest.mark.parametrize(
     "text",
     [
-        "escalate 27343",
-        "sev 27343 sev2",
-        "resolve 27343",
-        "reopen 27343",
         "stats 7d",
     ],
 )

@@ -56,3 +56,16 @@ class InvalidCase(SwarmError):
 
 class SlackUnavailable(SwarmError):
     """Slack could not be reached after retries; the work is kept and retried later."""
+
+
+class SlackRefused(SwarmError):
+    """Slack answered a call with an error that retrying will not fix (`name_taken`, ...)."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__(f"Slack refused {what}: `{error}`.")
+        self.what = what
+        self.error = error
+
+
+class NotAllowed(SwarmError):
+    """The user may not do this to this case."""

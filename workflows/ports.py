@@ -131,6 +131,41 @@ class SlackGateway(Protocol):
         """Every top-level message of a channel since `oldest`, newest first, all pages."""
         ...
 
+    def create_channel(self, name: str, *, private: bool) -> str:
+        """Create a channel the bot is in; return its id (SlackRefused `name_taken`, ...)."""
+        ...
+
+    def rename_channel(self, channel_id: str, name: str) -> None:
+        """Rename a channel (SlackRefused `name_taken`, ...)."""
+        ...
+
+    def describe_channel(self, channel_id: str, *, topic: str, purpose: str) -> None:
+        """Set a channel's topic and purpose."""
+        ...
+
+    def invite(self, channel_id: str, user_ids: list[str]) -> dict[str, str]:
+        """Invite users; return the error of each user who could not be invited.
+
+        Users already in the channel count as invited.
+        """
+        ...
+
+    def post_message(self, channel_id: str, text: str) -> str:
+        """A top-level message (joining a public channel first when needed); return its ts."""
+        ...
+
+    def pin(self, channel_id: str, ts: str) -> None:
+        """Pin a message (already pinned is fine)."""
+        ...
+
+    def archive_channel(self, channel_id: str) -> None:
+        """Archive a channel (already archived is fine)."""
+        ...
+
+    def unarchive_channel(self, channel_id: str) -> None:
+        """Bring an archived channel back (not archived is fine)."""
+        ...
+
 
 class Timers(Protocol):
     """SLA timers of cases, kept in step with each case's stored state."""

@@ -11,20 +11,10 @@ from slack_sdk import WebClient
 from bot.context import swarm_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
-from bot.views import search_results
-from workflows import search, swarming
-
-PENDING = {
-    Action.ESCALATE: "Escalating from the card",
-    Action.RESOLVE: "Resolving from the card",
-}
-
-
-def not_yet(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
-    """A card button whose workflow has not landed yet says so, ephemerally."""
-    ack()
-    what = PENDING.get(Action(action["action_id"]), "This button")
-    respond(text=f"{what} is not available yet.", response_type="ephemeral", replace_original=False)
+from bot.views import CaseMetadata, escalate_modal, resolve_modal, search_results
+from workflows import escalation, resolution, search, swarming
+from workflows.errors import SwarmError
+from workflows.ports import CaseCard
 
 
 def swarm_button(
@@ -85,9 +75,64 @@ def search_more(
     respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
 
 
+def _case_id(action: dict[str, Any]) -> int:
+    try:
+        return int(action.get("value") or "")
+    except ValueError:
+        raise SwarmError(
+            "This card is out of date; use `/swarm status` to find the case."
+        ) from None
+
+
+def _origin(body: dict[str, Any]) -> str | None:
+    return (body.get("channel") or {}).get("id")
+
+
+def escalate(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Escalate (leads only): the modal asking severity, reason and confidentiality."""
+    ack()
+    swarm = swarm_of(context)
+    slack = swarm.slack(client)
+    case_id = _case_id(action)
+    team_id = team_of(body, context)
+    user_id = body["user"]["id"]
+    with swarm.uow() as uow:
+        case = escalation.find_case(uow, team_id=team_id, case_id=case_id)
+        escalation.require_lead(uow, swarm.config, slack, case, user_id, "escalate cases")
+        if not case.is_open:
+            raise SwarmError(f"Case {case.case_number} is resolved; reopen it first.")
+        card = CaseCard.of(case, swarm.config)
+        severity = case.severity or escalation.default_severity(case.urgency)
+    metadata = CaseMetadata(case_id=case_id, origin_channel_id=_origin(body))
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=escalate_modal(card, severity=severity, metadata=metadata),
+    )
+
+
+def resolve(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Resolve (filer, assignee, swarm, leads): the resolve modal."""
+    ack()
+    swarm = swarm_of(context)
+    card = resolution.require_may_resolve(
+        swarm.uow,
+        swarm.config,
+        swarm.slack(client),
+        team_id=team_of(body, context),
+        user_id=body["user"]["id"],
+        case_id=_case_id(action),
+    )
+    metadata = CaseMetadata(case_id=card.case_id, origin_channel_id=_origin(body))
+    client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(card, metadata=metadata))
+
+
 def register(app: App) -> None:
     for action_id in (Action.JOIN, Action.CLAIM):
         app.action(action_id)(guarded(swarm_button))
     app.action(Action.SEARCH_MORE)(guarded(search_more))
-    for action_id in PENDING:
-        app.action(action_id)(guarded(not_yet))
+    app.action(Action.ESCALATE)(guarded(escalate))
+    app.action(Action.RESOLVE)(guarded(resolve))

@@ -13,13 +13,23 @@ from bot.commands import COMMAND_HELP, Command, UsageError, parse
 from bot.context import Swarm, swarm_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
-from bot.views import IntakeMetadata, case_status, intake_modal, queue_status, search_results
+from bot.views import (
+    CaseMetadata,
+    IntakeMetadata,
+    case_status,
+    escalated_text,
+    intake_modal,
+    queue_status,
+    resolve_modal,
+    search_results,
+)
 from storage.models import Role
-from workflows import cases, routing, search, sla, swarming
+from workflows import cases, escalation, resolution, routing, search, sla, swarming
 from workflows.text import escape
 
-# A handler answers (text, public) or, with Block Kit, (text, public, blocks).
-Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[Any, ...]]
+# A handler answers (text, public) or, with Block Kit, (text, public, blocks); None when it
+# opened a modal instead.
+Handler = Callable[[Swarm, WebClient, dict[str, Any], Command], tuple[Any, ...] | None]
 
 
 def swarm(
@@ -48,7 +58,10 @@ def swarm(
         ack(text=f"`/swarm {parsed.name}` is not available yet.", response_type="ephemeral")
         return
     ack()
-    text, public, *blocks = handler(services, client, command, parsed)
+    answer = handler(services, client, command, parsed)
+    if answer is None:
+        return
+    text, public, *blocks = answer
     respond(
         text=text,
         blocks=blocks[0] if blocks else None,
@@ -206,6 +219,104 @@ def find(
     return text, False, blocks
 
 
+def escalate(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
+    """`/swarm escalate <case> [sevN]` (lead only): the incident channel, or a rename."""
+    slack = services.slack(client)
+    result = escalation.escalate(
+        services.uow,
+        services.config,
+        slack,
+        services.clock,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        case_number=parsed.case_number,
+        severity=parsed.severity,
+    )
+    if not result.unchanged:
+        services.timers.case_changed(result.case_id)
+    return escalated_text(result), False
+
+
+def sev(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
+    """`/swarm sev <case> <sevN>` (lead only): rename the incident channel."""
+    assert parsed.severity is not None
+    result = escalation.change_severity(
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        case_number=parsed.case_number,
+        severity=parsed.severity,
+    )
+    if not result.unchanged:
+        services.timers.case_changed(result.case_id)
+    return escalated_text(result), False
+
+
+def resolve(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool] | None:
+    """`/swarm resolve <case> [text]`: resolve with the text, or open the resolve modal."""
+    slack = services.slack(client)
+    team_id = team_of(command, None)
+    if not parsed.text:
+        card = resolution.require_may_resolve(
+            services.uow,
+            services.config,
+            slack,
+            team_id=team_id,
+            user_id=command["user_id"],
+            case_number=parsed.case_number,
+        )
+        metadata = CaseMetadata(case_id=card.case_id, origin_channel_id=command.get("channel_id"))
+        client.views_open(
+            trigger_id=command["trigger_id"], view=resolve_modal(card, metadata=metadata)
+        )
+        return None
+    changed = resolution.resolve(
+        services.uow,
+        services.config,
+        slack,
+        services.clock,
+        resolution.Resolution(resolution=parsed.text),
+        team_id=team_id,
+        user_id=command["user_id"],
+        case_number=parsed.case_number,
+    )
+    services.timers.case_changed(changed.case_id)
+    return _changed_text(changed, "resolved"), False
+
+
+def reopen(
+    services: Swarm, client: WebClient, command: dict[str, Any], parsed: Command
+) -> tuple[str, bool]:
+    """`/swarm reopen <case>`: back to the swarm, the incident channel unarchived."""
+    changed = resolution.reopen(
+        services.uow,
+        services.config,
+        services.slack(client),
+        services.clock,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        case_number=parsed.case_number,
+    )
+    services.timers.case_changed(changed.case_id)
+    return _changed_text(changed, f"reopened ({changed.status.value})"), False
+
+
+def _changed_text(changed: resolution.Changed, what: str) -> str:
+    text = f"Case {changed.case_number} {what}."
+    if changed.problems:
+        text += " Slack did not take everything: " + "; ".join(changed.problems)
+    return text
+
+
 HANDLERS: dict[str, Handler] = {
     "urgency": urgency,
     "search": find,
@@ -215,6 +326,10 @@ HANDLERS: dict[str, Handler] = {
     "route": route,
     "lead": role,
     "expert": role,
+    "escalate": escalate,
+    "sev": sev,
+    "resolve": resolve,
+    "reopen": reopen,
 }
 
 

@@ -11,10 +11,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.context import swarm_of, team_of
-from bot.ids import VALUE, Callback, Field
+from bot.ids import CONFIDENTIAL_YES, VALUE, Callback, EscalateField, Field, ResolveField
 from bot.listeners.errors import guarded
-from bot.views import field_values, intake_modal, metadata_of
-from workflows.errors import DuplicateCase, InvalidCase
+from bot.views import case_metadata_of, escalated_text, field_values, intake_modal, metadata_of
+from workflows import escalation, resolution
+from workflows.errors import DuplicateCase, InvalidCase, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,78 @@ def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def submit_escalation(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Close the modal, escalate (or rename), then tell the lead what happened."""
+    metadata = case_metadata_of(view)
+    if metadata is None:
+        ack(response_action="errors", errors={EscalateField.SEVERITY: "This form is out of date."})
+        return
+    ack()
+    swarm = swarm_of(context)
+    slack = swarm.slack(client)
+    values = field_values(view)
+    user_id = body["user"]["id"]
+    severity = values.get(EscalateField.SEVERITY, "")
+    result = escalation.escalate(
+        swarm.uow,
+        swarm.config,
+        slack,
+        swarm.clock,
+        team_id=team_of(body, context),
+        user_id=user_id,
+        case_id=metadata.case_id,
+        severity=int(severity) if severity in ("1", "2", "3", "4") else None,
+        reason=values.get(EscalateField.REASON, "").strip(),
+        confidential=CONFIDENTIAL_YES in values.get(EscalateField.CONFIDENTIAL, "").split(","),
+    )
+    if not result.unchanged:
+        swarm.timers.case_changed(result.case_id)
+    slack.tell(user_id, escalated_text(result), channel_id=metadata.origin_channel_id)
+
+
+def submit_resolution(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Field errors inline; else close the modal and resolve."""
+    metadata = case_metadata_of(view)
+    values = field_values(view)
+    answer = resolution.Resolution(
+        resolution=values.get(ResolveField.RESOLUTION, ""),
+        root_cause=values.get(ResolveField.ROOT_CAUSE, ""),
+        workaround=values.get(ResolveField.WORKAROUND, ""),
+        kb_link=values.get(ResolveField.KB_LINK, ""),
+    )
+    errors = resolution.validate(answer)
+    if metadata is None:
+        errors[ResolveField.RESOLUTION] = "This form is out of date."
+    if errors or metadata is None:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    swarm = swarm_of(context)
+    slack = swarm.slack(client)
+    changed = resolution.resolve(
+        swarm.uow,
+        swarm.config,
+        slack,
+        swarm.clock,
+        answer,
+        team_id=team_of(body, context),
+        user_id=body["user"]["id"],
+        case_id=metadata.case_id,
+    )
+    swarm.timers.case_changed(changed.case_id)
+    if changed.problems:
+        raise SwarmError(
+            f"Case {changed.case_number} is resolved, but Slack did not take everything: "
+            + "; ".join(changed.problems)
+        )
+
+
 def register(app: App) -> None:
     app.view_submission(Callback.INTAKE_VIEW)(guarded(submit_intake))
+    app.view_submission(Callback.ESCALATE_VIEW)(guarded(submit_escalation))
+    app.view_submission(Callback.RESOLVE_VIEW)(guarded(submit_resolution))
     app.block_action({"block_id": Field.TOPIC, "action_id": VALUE})(guarded(choose_topic))

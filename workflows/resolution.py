@@ -1,0 +1,288 @@
+"""Resolving and reopening a case, and archiving incident channels after resolution."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from storage.models import Case, CaseStatus
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+from workflows.clock import Clock
+from workflows.config import SwarmConfig
+from workflows.errors import InvalidCase, NotAllowed, SwarmError
+from workflows.escalation import find_case
+from workflows.ports import CaseCard, SlackGateway
+from workflows.routing import is_lead
+from workflows.sla import restart_resolution_clock
+from workflows.text import clip, escape
+
+log = logging.getLogger(__name__)
+
+RESOLUTION_MAX = 3000
+NOTE_MAX = 3000
+URL_MAX = 1024
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the resolve modal (or `/swarm resolve <case> <text>`) says."""
+
+    resolution: str
+    root_cause: str = ""
+    workaround: str = ""
+    kb_link: str = ""
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The case after a resolve or reopen, and what Slack could not be told."""
+
+    case_id: int
+    case_number: str
+    status: CaseStatus
+    incident_channel_id: str | None
+    problems: tuple[str, ...] = ()
+
+
+def validate(resolution: Resolution) -> dict[str, str]:
+    """Field errors by field name; empty when the resolution can be stored."""
+    errors: dict[str, str] = {}
+    if not resolution.resolution.strip():
+        errors["resolution"] = "Say how the case was resolved."
+    elif len(resolution.resolution) > RESOLUTION_MAX:
+        errors["resolution"] = f"Keep the resolution to {RESOLUTION_MAX} characters."
+    for name in ("root_cause", "workaround"):
+        if len(getattr(resolution, name)) > NOTE_MAX:
+            errors[name] = f"Keep this to {NOTE_MAX} characters."
+    link = resolution.kb_link.strip()
+    if link:
+        parts = urlsplit(link)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or len(link) > URL_MAX
+            or any(c in link for c in " <>|\n\t")
+        ):
+            errors["kb_link"] = "Enter a full http(s) link to the knowledge article."
+    return errors
+
+
+def may_act(
+    uow: UnitOfWork, config: SwarmConfig, slack: SlackGateway, case: Case, user_id: str
+) -> bool:
+    """The filer, the assignee, a participant, or a lead of the topic (admins included)."""
+    if user_id in (case.filer_id, case.assignee_id):
+        return True
+    if any(p.user_id == user_id for p in case.participants):
+        return True
+    return is_lead(
+        uow, config, slack, team_id=case.team_id, user_id=user_id, topic_key=case.topic_key
+    )
+
+
+def require_may_resolve(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    *,
+    team_id: str,
+    user_id: str,
+    case_number: str | None = None,
+    case_id: int | None = None,
+) -> CaseCard:
+    """The open case the user may resolve, or why not (checked before the modal opens)."""
+    with uow_factory() as uow:
+        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        _check(uow, config, slack, case, user_id, "resolve")
+        if not case.is_open:
+            raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
+        return CaseCard.of(case, config)
+
+
+def _check(
+    uow: UnitOfWork,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    case: Case,
+    user_id: str,
+    what: str,
+) -> None:
+    if not may_act(uow, config, slack, case, user_id):
+        raise NotAllowed(
+            f"Only the filer, the assignee, the swarm of case {escape(case.case_number)} "
+            f"and its leads can {what} it. Join the case first."
+        )
+
+
+def resolve(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    resolution: Resolution,
+    *,
+    team_id: str,
+    user_id: str,
+    case_number: str | None = None,
+    case_id: int | None = None,
+) -> Changed:
+    """Store the resolution (before any Slack call), then say it in the thread and the room."""
+    errors = validate(resolution)
+    if errors:
+        raise InvalidCase(errors)
+    now = clock.now()
+    with uow_factory() as uow:
+        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        _check(uow, config, slack, case, user_id, "resolve")
+        if not case.is_open:
+            raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
+        case.status = CaseStatus.RESOLVED
+        case.resolved_at = now
+        case.resolved_by = user_id
+        case.resolution = resolution.resolution.strip()
+        case.root_cause = resolution.root_cause.strip() or None
+        case.workaround = resolution.workaround.strip() or None
+        case.kb_link = resolution.kb_link.strip() or None
+        uow.cases.add_event(
+            case=case,
+            kind="resolved",
+            at=now,
+            actor_id=user_id,
+            data={"kb_link": case.kb_link, "incident_channel": case.incident_channel_id},
+        )
+        uow.commit()
+        card = CaseCard.of(case, config)
+        text = resolution_text(case, user_id)
+        filer = case.filer_id
+    problems = []
+    if card.thread_ts:
+        problems += _say(slack, card.channel_id, text, thread_ts=card.thread_ts)
+    if card.incident_channel_id:
+        after = config.escalation.archive_after
+        problems += _say(
+            slack,
+            card.incident_channel_id,
+            f"{text}\nThis channel will be archived in {_human(after)}.",
+        )
+    if filer != user_id:
+        link = card.permalink or f"<#{card.channel_id}>"
+        try:
+            slack.tell(
+                filer,
+                f":white_check_mark: Your case {escape(card.case_number)} was resolved by "
+                f"<@{user_id}>: {link}",
+            )
+        except SwarmError as exc:
+            problems.append(str(exc))
+    problems += _refresh(slack, card)
+    return Changed(
+        card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
+    )
+
+
+def resolution_text(case: Case, user_id: str) -> str:
+    """The resolution as posted in the thread and the incident channel."""
+    lines = [
+        f":white_check_mark: <@{user_id}> resolved case {escape(case.case_number)}: "
+        f"{escape(case.resolution or '')}"
+    ]
+    if case.root_cause:
+        lines.append(f"*Root cause:* {escape(case.root_cause)}")
+    if case.workaround:
+        lines.append(f"*Workaround:* {escape(case.workaround)}")
+    if case.kb_link:
+        lines.append(f"*Knowledge article:* <{case.kb_link}>")
+    return clip("\n".join(lines), 3900, more="(full text on the case record)")
+
+
+def reopen(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    *,
+    team_id: str,
+    user_id: str,
+    case_number: str | None = None,
+    case_id: int | None = None,
+) -> Changed:
+    """`/swarm reopen`: back to swarming (or escalated), the incident channel unarchived."""
+    now = clock.now()
+    with uow_factory() as uow:
+        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        _check(uow, config, slack, case, user_id, "reopen")
+        if case.is_open:
+            raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")
+        case.status = CaseStatus.ESCALATED if case.incident_channel_id else CaseStatus.SWARMING
+        uow.cases.add_event(
+            case=case,
+            kind="reopened",
+            at=now,
+            actor_id=user_id,
+            data={"resolved_at": case.resolved_at.isoformat() if case.resolved_at else None},
+        )
+        case.resolved_at = None
+        case.resolved_by = None
+        restart_resolution_clock(uow, config, case, now)
+        uow.commit()
+        card = CaseCard.of(case, config)
+    problems: list[str] = []
+    if card.incident_channel_id:
+        try:
+            slack.unarchive_channel(card.incident_channel_id)
+        except SwarmError as exc:
+            problems.append(str(exc))
+        else:
+            with uow_factory() as uow:
+                case = uow.cases.get(card.case_id)
+                assert case is not None
+                if case.incident_archived_at is not None:
+                    case.incident_archived_at = None
+                    uow.cases.add_event(
+                        case=case,
+                        kind="incident_unarchived",
+                        at=clock.now(),
+                        data={"channel": card.incident_channel_id},
+                    )
+                uow.commit()
+    text = f":leftwards_arrow_with_hook: <@{user_id}> reopened case {escape(card.case_number)}."
+    if card.thread_ts:
+        problems += _say(slack, card.channel_id, text, thread_ts=card.thread_ts)
+    if card.incident_channel_id:
+        problems += _say(slack, card.incident_channel_id, text)
+    problems += _refresh(slack, card)
+    return Changed(
+        card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
+    )
+
+
+def _human(delta: timedelta) -> str:
+    """`7 days`, `12 hours`, `30 minutes`."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _say(slack: SlackGateway, channel_id: str, text: str, *, thread_ts: str | None = None) -> list:
+    try:
+        if thread_ts:
+            slack.post_in_thread(channel_id, thread_ts, text)
+        else:
+            slack.post_message(channel_id, text)
+    except SwarmError as exc:
+        log.warning("not posted in %s: %s", channel_id, exc)
+        return [str(exc)]
+    return []
+
+
+def _refresh(slack: SlackGateway, card: CaseCard) -> list[str]:
+    try:
+        slack.update_case_card(card)
+    except SwarmError as exc:
+        return [str(exc)]
+    return []
