@@ -40,7 +40,7 @@ from bot.context import Swarm
 from storage.db import create_db_engine
 from storage.migrate import FOREIGN_TABLES
 from storage.models import Case
-from workflows import sla
+from workflows import escalation, sla
 from workflows.intake import publish_pending
 
 log = logging.getLogger(__name__)
@@ -109,20 +109,20 @@ def post_digests(rt: Runtime) -> None:
 
 
 def archive_incidents(rt: Runtime) -> None:
-    archive = _archive_hook()
-    if archive is not None:
-        archived = archive(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
-        if archived:
-            log.info("archived %d incident channel(s)", archived)
+    archived = escalation.archive_resolved_incidents(
+        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
+    )
+    if archived:
+        log.info("archived %d incident channel(s)", archived)
 
 
-def _archive_hook() -> Callable[..., int] | None:
-    """`workflows.escalation.archive_resolved_incidents`, once escalation provides it."""
-    try:
-        from workflows import escalation  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(escalation, "archive_resolved_incidents", None)
+def resume_escalations(rt: Runtime) -> None:
+    """Finish escalations Slack stopped half-way (also those of a process that died)."""
+    finished = escalation.resume_interrupted(
+        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
+    )
+    if finished:
+        log.info("finished %d interrupted escalation(s)", finished)
 
 
 def reconcile_timers(rt: Runtime) -> None:
@@ -137,6 +137,7 @@ SWEEPS: dict[str, Callable[[Runtime], None]] = {
     "sla:stale": nudge_stale_swarms,
     "digest:daily": post_digests,
     "incidents:archive": archive_incidents,
+    "escalations:resume": resume_escalations,
 }
 
 
@@ -394,11 +395,13 @@ class SwarmScheduler:
             "digest:daily": CronTrigger(
                 hour=self.config.reminders.digest_hour, minute=0, timezone=UTC
             ),
-        }
-        if _archive_hook() is not None:
-            triggers["incidents:archive"] = IntervalTrigger(
+            "incidents:archive": IntervalTrigger(
                 seconds=ARCHIVE_EVERY.total_seconds(), timezone=UTC
-            )
+            ),
+            "escalations:resume": IntervalTrigger(
+                seconds=RETRY_CARDS_EVERY.total_seconds(), timezone=UTC
+            ),
+        }
         return triggers
 
     def install_sweeps(self) -> None:
@@ -411,7 +414,7 @@ class SwarmScheduler:
             existing = self.scheduler.get_job(name)
             if existing is not None and str(existing.trigger) == str(trigger):
                 continue
-            first = datetime.now(UTC) if name == "cards:retry" else None
+            first = datetime.now(UTC) if name in ("cards:retry", "escalations:resume") else None
             self.scheduler.add_job(
                 SWEEP_FUNC,
                 trigger,

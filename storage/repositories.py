@@ -131,6 +131,23 @@ class CaseRepository:
         )
         return bool(result.rowcount)
 
+    def interrupted_escalations(self, *, kind: str) -> Sequence[int]:
+        """Ids of cases not yet escalated whose escalation was interrupted (an event of
+        `kind`) or is held by a lease (possibly of a process that died)."""
+        return self.session.scalars(
+            select(Case.id)
+            .where(
+                Case.status.in_([CaseStatus.OPEN, CaseStatus.SWARMING]),
+                or_(
+                    Case.escalation_claimed_at.is_not(None),
+                    select(CaseEvent.id)
+                    .where(CaseEvent.case_id == Case.id, CaseEvent.kind == kind)
+                    .exists(),
+                ),
+            )
+            .order_by(Case.id)
+        ).all()
+
     def incidents_to_archive(self, *, resolved_before: datetime) -> Sequence[int]:
         """Ids of resolved cases whose incident channel is due for archiving."""
         return self.session.scalars(

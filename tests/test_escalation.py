@@ -9,7 +9,8 @@ from sqlalchemy import select
 from storage.models import Case, CaseEvent, CaseStatus, Participant, ParticipantRole
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_intake import cards, file
+from tests.test_intake import cards, fake_client, file
+from workflows.escalation import resume_interrupted
 
 LEAD = "U0LEAD001"
 FILER = "U0AGENT01"
@@ -225,6 +226,60 @@ def test_429s_during_invites_stop_half_way_and_a_retry_resumes_without_a_second_
     links = [m for m in fake.thread("C0API0001", case.thread_ts) if "escalated" in m["text"]]
     assert len(links) == 1
     assert case_of(bot).status is CaseStatus.ESCALATED
+
+
+def test_an_escalation_slack_stopped_is_finished_in_the_background(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    case = filed(bot, fake)
+    fake.inject("conversations.invite", status=429, retry_after=0, times=4)
+    assert "finished automatically when Slack answers again" in escalate(bot, fake)
+    # The leader's sweep (at start and every minute, in whichever process leads) finishes it.
+    slack = bot.swarm.slack(fake_client(fake))
+    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 1
+    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0
+    after = case_of(bot)
+    assert after.status is CaseStatus.ESCALATED and after.severity == 2
+    assert len(fake.calls_to("conversations.create")) == 1
+    room = fake.channel(after.incident_channel_id)
+    assert set(room["members"]) >= {FILER, LEAD, "U0EXP0001"}
+    assert len(fake.pins(room["id"])) == 1 and len(fake.messages(room["id"])) == 1
+    links = [m for m in fake.thread("C0API0001", case.thread_ts) if "escalated" in m["text"]]
+    assert len(links) == 1
+    assert "Escalation of case 27343 is complete" in fake.dms(LEAD)[-1]["text"]
+
+
+def test_an_escalation_whose_process_died_is_finished_after_its_lease(
+    bot: RunningBot, fake: FakeSlack, clock
+) -> None:
+    filed(bot, fake)
+    fake.inject("conversations.setTopic", status=503, times=4)
+    escalate(bot, fake)
+    with bot.uow() as uow:  # as if the process died mid-way: lease held, no interruption noted
+        stored = uow.cases.by_number(team_id="T111", case_number="27343")
+        assert stored is not None
+        stored.escalation_claimed_at = clock.now()
+        for event in uow.cases.events_of(case_id=stored.id, kinds=("escalation_interrupted",)):
+            uow.session.delete(event)
+        uow.commit()
+    slack = bot.swarm.slack(fake_client(fake))
+    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0  # lease held
+    clock.advance(minutes=3)
+    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 1
+    assert case_of(bot).status is CaseStatus.ESCALATED
+    assert len(fake.calls_to("conversations.create")) == 1
+
+
+def test_a_refused_escalation_is_not_retried_in_the_background(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    filed(bot, fake)
+    fake.inject("conversations.create", error="restricted_action")
+    assert "`restricted_action`" in escalate(bot, fake)
+    slack = bot.swarm.slack(fake_client(fake))
+    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0
+    assert len(fake.calls_to("conversations.create")) == 1
+    assert case_of(bot).incident_channel_id is None
 
 
 def test_a_5xx_at_the_pin_resumes_with_one_summary_and_one_pin(

@@ -332,7 +332,14 @@ def _leader_of(processes: list[subprocess.Popen]) -> subprocess.Popen:
 
 def test_the_leader_keeps_its_periodic_sweeps_across_restarts(harness: Harness) -> None:
     first = harness.scheduler()
-    sweeps = {"cards:retry", "sla:reconcile", "sla:stale", "digest:daily"}
+    sweeps = {
+        "cards:retry",
+        "sla:reconcile",
+        "sla:stale",
+        "digest:daily",
+        "incidents:archive",
+        "escalations:resume",
+    }
     assert sweeps <= {job.id for job in first.scheduler.get_jobs()}
     digest = first.scheduler.get_job("digest:daily").next_run_time
     assert (digest.hour, digest.minute) == (9, 0)

@@ -40,6 +40,7 @@ INVITED = "incident_invited"
 LINKED = "incident_linked_in_thread"
 NOTIFIED = "stakeholders_notified"
 ESCALATED = "escalated"
+INTERRUPTED = "escalation_interrupted"
 STEPS = (REQUESTED, CREATED, SUMMARY, PINNED, DESCRIBED, INVITED, LINKED, NOTIFIED, ESCALATED)
 
 REFUSALS = {
@@ -178,13 +179,14 @@ def escalate(
     try:
         result = _carry_out(uow_factory, config, slack, clock, case_id, user_id, severity)
     except SlackUnavailable as exc:
-        _interrupted(uow_factory, clock, case_id, str(exc))
+        _interrupted(uow_factory, clock, case_id, str(exc), retry=True)
         raise EscalationIncomplete(
-            f"Escalating case {escape(number)} stopped half-way: {exc}. What was done is kept; "
-            f"run `/swarm escalate {number}` again to finish (no second channel is made)."
+            f"Escalating case {escape(number)} stopped half-way: {exc}. What was done is kept "
+            f"and finished automatically when Slack answers again (or run "
+            f"`/swarm escalate {number}` again); no second channel is made."
         ) from exc
     except SwarmError as exc:
-        _interrupted(uow_factory, clock, case_id, str(exc))
+        _interrupted(uow_factory, clock, case_id, str(exc), retry=False)
         raise
     finally:
         _release(uow_factory, case_id)
@@ -555,8 +557,68 @@ def _record(
         uow.commit()
 
 
-def _interrupted(uow_factory: UnitOfWorkFactory, clock: Clock, case_id: int, why: str) -> None:
-    _record(uow_factory, clock, case_id, "escalation_interrupted", {"error": why[:500]})
+def _interrupted(
+    uow_factory: UnitOfWorkFactory, clock: Clock, case_id: int, why: str, *, retry: bool
+) -> None:
+    """Note why an escalation stopped; `retry` when Slack was unavailable (not a refusal)."""
+    _record(uow_factory, clock, case_id, INTERRUPTED, {"error": why[:500], "retry": retry})
+
+
+def resume_interrupted(
+    uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway, clock: Clock
+) -> int:
+    """Finish escalations that Slack stopped half-way, also after a restart; return how many.
+
+    Resumed: interruptions by an unavailable Slack, and escalations whose lease went stale
+    (the process carrying them out died). Refusals wait for a person.
+    """
+    with uow_factory() as uow:
+        candidates = uow.cases.interrupted_escalations(kind=INTERRUPTED)
+    finished = 0
+    for case_id in candidates:
+        now = clock.now()
+        with uow_factory() as uow:
+            events = uow.cases.events_of(case_id=case_id, kinds=(REQUESTED, ESCALATED, INTERRUPTED))
+            last = events[-1] if events else None
+            requested = [e for e in events if e.kind == REQUESTED]
+            case = uow.cases.get(case_id)
+            died = (
+                last is not None
+                and last.kind == REQUESTED
+                and case is not None
+                and (case.escalation_claimed_at is not None)
+            )
+            slack_failed = last is not None and last.kind == INTERRUPTED and last.data.get("retry")
+            if not (died or slack_failed):
+                continue
+            if not requested or not uow.cases.claim_escalation(
+                case_id=case_id, now=now, stale_before=now - LEASE
+            ):
+                continue
+            uow.commit()
+            user_id = requested[-1].actor_id or ""
+            severity = int(requested[-1].data.get("severity") or 0)
+        try:
+            result = _carry_out(uow_factory, config, slack, clock, case_id, user_id, severity)
+        except SlackUnavailable as exc:
+            _interrupted(uow_factory, clock, case_id, str(exc), retry=True)
+            continue
+        except SwarmError as exc:
+            _interrupted(uow_factory, clock, case_id, str(exc), retry=False)
+            continue
+        finally:
+            _release(uow_factory, case_id)
+        finished += 1
+        if user_id:
+            try:
+                slack.tell(
+                    user_id,
+                    f"Escalation of case {escape(result.case_number)} is complete: "
+                    f"<#{result.channel_id}>",
+                )
+            except SwarmError as exc:
+                log.info("could not tell %s that escalation finished: %s", user_id, exc)
+    return finished
 
 
 def _release(uow_factory: UnitOfWorkFactory, case_id: int) -> None:
