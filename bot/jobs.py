@@ -40,7 +40,7 @@ from bot.context import Swarm
 from storage.db import create_db_engine
 from storage.migrate import FOREIGN_TABLES
 from storage.models import Case
-from workflows import escalation, sla
+from workflows import announcements, escalation, sla
 from workflows.intake import publish_pending
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ ARCHIVE_EVERY = timedelta(minutes=15)
 STALE_SWEEP_MAX = timedelta(minutes=5)
 JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
 TIMER_FUNC = "bot.jobs:run_timer"
+AT_START = ("cards:retry", "escalations:resume", "posts:retry")
 SWEEP_FUNC = "bot.jobs:run_sweep"
 
 
@@ -116,6 +117,13 @@ def archive_incidents(rt: Runtime) -> None:
         log.info("archived %d incident channel(s)", archived)
 
 
+def retry_owed_posts(rt: Runtime) -> None:
+    """Send the messages (resolutions, reopen notes) Slack did not take earlier."""
+    sent = announcements.deliver_owed(rt.swarm.uow, rt.slack(), rt.swarm.clock)
+    if sent:
+        log.info("sent %d owed message(s)", sent)
+
+
 def resume_escalations(rt: Runtime) -> None:
     """Finish escalations Slack stopped half-way (also those of a process that died)."""
     finished = escalation.resume_interrupted(
@@ -138,6 +146,7 @@ SWEEPS: dict[str, Callable[[Runtime], None]] = {
     "digest:daily": post_digests,
     "incidents:archive": archive_incidents,
     "escalations:resume": resume_escalations,
+    "posts:retry": retry_owed_posts,
 }
 
 
@@ -401,6 +410,7 @@ class SwarmScheduler:
             "escalations:resume": IntervalTrigger(
                 seconds=RETRY_CARDS_EVERY.total_seconds(), timezone=UTC
             ),
+            "posts:retry": IntervalTrigger(seconds=RETRY_CARDS_EVERY.total_seconds(), timezone=UTC),
         }
         return triggers
 
@@ -414,7 +424,7 @@ class SwarmScheduler:
             existing = self.scheduler.get_job(name)
             if existing is not None and str(existing.trigger) == str(trigger):
                 continue
-            first = datetime.now(UTC) if name in ("cards:retry", "escalations:resume") else None
+            first = datetime.now(UTC) if name in AT_START else None
             self.scheduler.add_job(
                 SWEEP_FUNC,
                 trigger,

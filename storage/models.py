@@ -265,3 +265,22 @@ class ScheduledRun(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     ran_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PendingPost(Base):
+    """A message the swarm owes a channel, thread or person: stored before it is sent, so a
+    Slack outage or a restart delays it but never loses it."""
+
+    __tablename__ = "pending_posts"
+    __table_args__ = (Index("ix_pending_posts_unsent", "sent_at", "given_up_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(32))  # a user id means a DM
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    given_up_at: Mapped[datetime | None] = mapped_column()

@@ -17,6 +17,7 @@ from storage.models import (
     Message,
     Participant,
     ParticipantRole,
+    PendingPost,
     Role,
     ScheduledRun,
     TopicRole,
@@ -147,6 +148,35 @@ class CaseRepository:
             )
             .order_by(Case.id)
         ).all()
+
+    def owe_post(
+        self,
+        *,
+        case: Case | None,
+        channel_id: str,
+        text: str,
+        at: datetime,
+        thread_ts: str | None = None,
+    ) -> PendingPost:
+        """Stage a message the swarm owes Slack (sent after the commit)."""
+        post = PendingPost(
+            case_id=case.id if case is not None else None,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            text=text,
+            created_at=at,
+        )
+        self.session.add(post)
+        return post
+
+    def unsent_posts(self, *, ids: Sequence[int] | None = None) -> Sequence[PendingPost]:
+        """Messages still owed (of `ids`, or all), oldest first."""
+        query = select(PendingPost).where(
+            PendingPost.sent_at.is_(None), PendingPost.given_up_at.is_(None)
+        )
+        if ids is not None:
+            query = query.where(PendingPost.id.in_(list(ids)))
+        return self.session.scalars(query.order_by(PendingPost.id)).all()
 
     def incidents_to_archive(self, *, resolved_before: datetime) -> Sequence[int]:
         """Ids of resolved cases whose incident channel is due for archiving."""

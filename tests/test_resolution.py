@@ -23,6 +23,7 @@ from tests.test_escalation import (
     kinds,
 )
 from tests.test_intake import cards
+from workflows.announcements import deliver_owed
 from workflows.escalation import archive_resolved_incidents
 
 
@@ -56,6 +57,40 @@ def test_the_filer_resolves_with_text_and_the_card_thread_and_room_show_it(
     assert timers.changed == [case.id]
     assert kinds(bot, case)[-1] == "resolved"
     assert fake.dms(FILER) == [] or all("resolved by" not in m["text"] for m in fake.dms(FILER))
+
+
+def test_resolution_posts_slack_would_not_take_are_sent_later_once(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    case = filed(bot, fake)
+    escalate(bot, fake)
+    room_id = case_of(bot).incident_channel_id
+    fake.inject("chat.postMessage", error="internal_error", times=None)
+    bot.driver.command("resolve 27343 Rolled back the deploy", user=LEAD)
+    assert case_of(bot).status is CaseStatus.RESOLVED  # stored first, whatever Slack says
+    assert not any("Rolled back" in m["text"] for m in fake.messages(room_id))
+    fake.reset_faults()
+    # The leader's posts:retry sweep (every minute, and at start after a restart).
+    slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
+    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 3
+    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 0
+    thread = [m for m in fake.thread("C0API0001", case.thread_ts) if "Rolled back" in m["text"]]
+    room = [m for m in fake.messages(room_id) if "Rolled back" in m["text"]]
+    told = [m for m in fake.dms(FILER) if "was resolved by" in m["text"]]
+    assert len(thread) == len(room) == len(told) == 1
+
+
+def test_a_post_slack_refuses_for_good_is_given_up_not_retried(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    filed(bot, fake)
+    escalate(bot, fake)
+    room_id = case_of(bot).incident_channel_id
+    fake.inject("chat.postMessage", error="is_archived", when=lambda p: p["channel"] == room_id)
+    bot.driver.command("resolve 27343 Fixed", user=LEAD)
+    slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
+    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 0
+    assert not any(c["channel"] == room_id for c in fake.calls_to("chat.postMessage")[-1:])
 
 
 def test_a_lead_resolving_tells_the_filer(bot: RunningBot, fake: FakeSlack) -> None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from storage.models import Case, CaseStatus
 from storage.uow import UnitOfWork, UnitOfWorkFactory
+from workflows.announcements import deliver
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
 from workflows.errors import InvalidCase, NotAllowed, SwarmError
@@ -152,30 +153,43 @@ def resolve(
             actor_id=user_id,
             data={"kb_link": case.kb_link, "incident_channel": case.incident_channel_id},
         )
+        text = resolution_text(case, user_id)
+        owed = []
+        if case.thread_ts:
+            owed.append(
+                uow.cases.owe_post(
+                    case=case,
+                    channel_id=case.channel_id,
+                    text=text,
+                    thread_ts=case.thread_ts,
+                    at=now,
+                )
+            )
+        if case.incident_channel_id:
+            after = config.escalation.archive_after
+            owed.append(
+                uow.cases.owe_post(
+                    case=case,
+                    channel_id=case.incident_channel_id,
+                    at=now,
+                    text=f"{text}\nThis channel will be archived in {_human(after)}.",
+                )
+            )
+        if case.filer_id != user_id:
+            link = case.permalink or f"<#{case.channel_id}>"
+            owed.append(
+                uow.cases.owe_post(
+                    case=case,
+                    channel_id=case.filer_id,
+                    at=now,
+                    text=f":white_check_mark: Your case {escape(case.case_number)} was resolved by "
+                    f"<@{user_id}>: {link}",
+                )
+            )
         uow.commit()
         card = CaseCard.of(case, config)
-        text = resolution_text(case, user_id)
-        filer = case.filer_id
-    problems = []
-    if card.thread_ts:
-        problems += _say(slack, card.channel_id, text, thread_ts=card.thread_ts)
-    if card.incident_channel_id:
-        after = config.escalation.archive_after
-        problems += _say(
-            slack,
-            card.incident_channel_id,
-            f"{text}\nThis channel will be archived in {_human(after)}.",
-        )
-    if filer != user_id:
-        link = card.permalink or f"<#{card.channel_id}>"
-        try:
-            slack.tell(
-                filer,
-                f":white_check_mark: Your case {escape(card.case_number)} was resolved by "
-                f"<@{user_id}>: {link}",
-            )
-        except SwarmError as exc:
-            problems.append(str(exc))
+        post_ids = [post.id for post in owed]
+    problems = deliver(uow_factory, slack, clock, post_ids)
     problems += _refresh(slack, card)
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
@@ -226,8 +240,27 @@ def reopen(
         case.resolved_at = None
         case.resolved_by = None
         restart_resolution_clock(uow, config, case, now)
+        text = f":leftwards_arrow_with_hook: <@{user_id}> reopened case {escape(case.case_number)}."
+        owed = []
+        if case.thread_ts:
+            owed.append(
+                uow.cases.owe_post(
+                    case=case,
+                    channel_id=case.channel_id,
+                    text=text,
+                    thread_ts=case.thread_ts,
+                    at=now,
+                )
+            )
+        if case.incident_channel_id:
+            owed.append(
+                uow.cases.owe_post(
+                    case=case, channel_id=case.incident_channel_id, text=text, at=now
+                )
+            )
         uow.commit()
         card = CaseCard.of(case, config)
+        post_ids = [post.id for post in owed]
     problems: list[str] = []
     if card.incident_channel_id:
         try:
@@ -247,11 +280,7 @@ def reopen(
                         data={"channel": card.incident_channel_id},
                     )
                 uow.commit()
-    text = f":leftwards_arrow_with_hook: <@{user_id}> reopened case {escape(card.case_number)}."
-    if card.thread_ts:
-        problems += _say(slack, card.channel_id, text, thread_ts=card.thread_ts)
-    if card.incident_channel_id:
-        problems += _say(slack, card.incident_channel_id, text)
+    problems += deliver(uow_factory, slack, clock, post_ids)
     problems += _refresh(slack, card)
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
@@ -266,18 +295,6 @@ def _human(delta: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"
-
-
-def _say(slack: SlackGateway, channel_id: str, text: str, *, thread_ts: str | None = None) -> list:
-    try:
-        if thread_ts:
-            slack.post_in_thread(channel_id, thread_ts, text)
-        else:
-            slack.post_message(channel_id, text)
-    except SwarmError as exc:
-        log.warning("not posted in %s: %s", channel_id, exc)
-        return [str(exc)]
-    return []
 
 
 def _refresh(slack: SlackGateway, card: CaseCard) -> list[str]:
