@@ -1,11 +1,49 @@
-"""Reading cases: one case, and the open queue of a channel."""
+"""Reading cases: one case, and the open queue of a channel; keeping their cards current."""
 
 from __future__ import annotations
 
-from storage.uow import UnitOfWorkFactory
+import logging
+
+from storage.models import Case
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.config import SwarmConfig
-from workflows.errors import CaseNotFound
-from workflows.ports import CaseCard
+from workflows.errors import CaseNotFound, SwarmError
+from workflows.ports import CaseCard, SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+def find_case(
+    uow: UnitOfWork,
+    *,
+    team_id: str,
+    case_number: str | None = None,
+    case_id: int | None = None,
+    for_update: bool = False,
+) -> Case:
+    """A case of this workspace by id or number (locked for update if asked), or CaseNotFound."""
+    case = None
+    if case_id is not None:
+        case = uow.cases.get(case_id, for_update=for_update)
+        if case is not None and case.team_id != team_id:
+            case = None
+    elif case_number is not None:
+        case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
+        if case is not None and for_update:
+            case = uow.cases.get(case.id, for_update=True)
+    if case is None:
+        raise CaseNotFound(case_number or str(case_id))
+    return case
+
+
+def refresh_card(slack: SlackGateway, card: CaseCard) -> str | None:
+    """Re-render the card; when Slack will not, log it and say why (the next change retries)."""
+    try:
+        slack.update_case_card(card)
+    except SwarmError as exc:
+        log.warning("case %s: card not updated: %s", card.case_number, exc)
+        return str(exc)
+    return None
 
 
 def case_card(

@@ -13,9 +13,10 @@ from datetime import timedelta
 
 from storage.models import Case, CaseStatus, ParticipantRole, Urgency
 from storage.uow import UnitOfWork, UnitOfWorkFactory
+from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
-from workflows.errors import CaseNotFound, NotALead, SlackRefused, SlackUnavailable, SwarmError
+from workflows.errors import NotALead, SlackRefused, SlackUnavailable, SwarmError
 from workflows.naming import channel_name
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import experts_of, is_lead, leads_of
@@ -78,26 +79,6 @@ class EscalationIncomplete(SwarmError):
 def default_severity(urgency: Urgency) -> int:
     """critical 1, high 2, medium 3, low 4."""
     return SEVERITY_BY_URGENCY[Urgency(urgency)]
-
-
-def find_case(
-    uow: UnitOfWork,
-    *,
-    team_id: str,
-    case_number: str | None = None,
-    case_id: int | None = None,
-) -> Case:
-    """A case by id or number, or CaseNotFound."""
-    case = None
-    if case_id is not None:
-        case = uow.cases.get(case_id)
-        if case is not None and case.team_id != team_id:
-            case = None
-    elif case_number is not None:
-        case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
-    if case is None:
-        raise CaseNotFound(case_number or str(case_id))
-    return case
 
 
 def require_lead(
@@ -314,7 +295,7 @@ def _carry_out(
         )
         uow.commit()
         card = CaseCard.of(case, config)
-    _refresh_card(slack, card)
+    refresh_card(slack, card)
     return Escalated(
         case_id,
         card.case_number,
@@ -457,7 +438,7 @@ def change_severity(
     if card.thread_ts:
         slack.post_in_thread(card.channel_id, card.thread_ts, text)
     _notify_stakeholders(uow_factory, config, slack, clock, card, severity, channel_id)
-    _refresh_card(slack, card)
+    refresh_card(slack, card)
     return Escalated(case_id, number, severity, channel_id, name, renamed_from=old_name)
 
 
@@ -627,11 +608,3 @@ def _release(uow_factory: UnitOfWorkFactory, case_id: int) -> None:
         if case is not None:
             case.escalation_claimed_at = None
             uow.commit()
-
-
-def _refresh_card(slack: SlackGateway, card: CaseCard) -> None:
-    """Re-render the card; a card Slack will not update now is refreshed on its next change."""
-    try:
-        slack.update_case_card(card)
-    except SwarmError as exc:
-        log.warning("case %s: card not updated: %s", card.case_number, exc)

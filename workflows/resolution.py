@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 from storage.models import Case, CaseStatus
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.announcements import deliver
+from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
 from workflows.errors import InvalidCase, NotAllowed, SwarmError
-from workflows.escalation import find_case
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import is_lead
 from workflows.sla import restart_resolution_clock
@@ -190,7 +190,8 @@ def resolve(
         card = CaseCard.of(case, config)
         post_ids = [post.id for post in owed]
     problems = deliver(uow_factory, slack, clock, post_ids)
-    problems += _refresh(slack, card)
+    problem = refresh_card(slack, card)
+    problems += [problem] if problem else []
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
     )
@@ -281,7 +282,8 @@ def reopen(
                     )
                 uow.commit()
     problems += deliver(uow_factory, slack, clock, post_ids)
-    problems += _refresh(slack, card)
+    problem = refresh_card(slack, card)
+    problems += [problem] if problem else []
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
     )
@@ -295,11 +297,3 @@ def _human(delta: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"
-
-
-def _refresh(slack: SlackGateway, card: CaseCard) -> list[str]:
-    try:
-        slack.update_case_card(card)
-    except SwarmError as exc:
-        return [str(exc)]
-    return []

@@ -6,10 +6,11 @@ import logging
 from dataclasses import dataclass
 
 from storage.models import Case, CaseStatus, ParticipantRole
-from storage.uow import UnitOfWork, UnitOfWorkFactory
+from storage.uow import UnitOfWorkFactory
+from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
-from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
+from workflows.errors import NotALead, SlackUnavailable, SwarmError
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import is_lead
 from workflows.text import escape
@@ -24,21 +25,6 @@ class Outcome:
     card: CaseCard
     text: str
     changed: bool
-
-
-def _case(
-    uow: UnitOfWork, *, team_id: str, case_id: int | None = None, case_number: str | None = None
-) -> Case:
-    if case_id is not None:
-        case = uow.cases.get(case_id, for_update=True)
-        if case is None or case.team_id != team_id:
-            raise CaseNotFound(str(case_id))
-        return case
-    assert case_number is not None
-    case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
-    if case is None:
-        raise CaseNotFound(case_number)
-    return uow.cases.get(case.id, for_update=True) or case
 
 
 def _refuse_resolved(case: Case, what: str) -> None:
@@ -57,14 +43,6 @@ def start_swarming(case: Case) -> bool:
     return False
 
 
-def refresh_card(slack: SlackGateway, card: CaseCard) -> None:
-    """Re-render the card; a Slack outage leaves it stale until the next change, never fails."""
-    try:
-        slack.update_case_card(card)
-    except SlackUnavailable as exc:
-        log.warning("case %s: card not updated: %s", card.case_number, exc)
-
-
 def join(
     uow_factory: UnitOfWorkFactory,
     config: SwarmConfig,
@@ -79,7 +57,9 @@ def join(
     """Join the swarm of a case (Join button)."""
     now = clock.now()
     with uow_factory() as uow:
-        case = _case(uow, team_id=team_id, case_id=case_id, case_number=case_number)
+        case = find_case(
+            uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
+        )
         _refuse_resolved(case, "join it")
         number = escape(case.case_number)
         added = uow.cases.add_participant(
@@ -170,7 +150,9 @@ def _assign(
 ) -> Outcome:
     now = clock.now()
     with uow_factory() as uow:
-        case = _case(uow, team_id=team_id, case_id=case_id, case_number=case_number)
+        case = find_case(
+            uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
+        )
         number = escape(case.case_number)
         _refuse_resolved(case, "assign it")
         if case.assignee_id == user_id:

@@ -12,7 +12,7 @@ from bot.context import swarm_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
 from bot.views import CaseMetadata, escalate_modal, resolve_modal, search_results
-from workflows import escalation, resolution, search, swarming
+from workflows import cases, escalation, resolution, search, swarming
 from workflows.errors import SwarmError
 from workflows.ports import CaseCard
 
@@ -99,7 +99,7 @@ def escalate(
     team_id = team_of(body, context)
     user_id = body["user"]["id"]
     with swarm.uow() as uow:
-        case = escalation.find_case(uow, team_id=team_id, case_id=case_id)
+        case = cases.find_case(uow, team_id=team_id, case_id=case_id)
         escalation.require_lead(uow, swarm.config, slack, case, user_id, "escalate cases")
         if not case.is_open:
             raise SwarmError(f"Case {case.case_number} is resolved; reopen it first.")

@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from bot.context import Swarm, swarm_of, team_of
 from bot.listeners.errors import guarded
 from workflows import record
+from workflows.cases import refresh_card
 from workflows.ports import CaseCard
-from workflows.swarming import refresh_card
 
 log = logging.getLogger(__name__)
 
