@@ -287,10 +287,14 @@ def run(name: str, db_url: str, corpus: Corpus, args, fake: FakeSlack) -> dict:
     loaded = load(engine, corpus)
     print(f"[{name}] loaded in {loaded:.0f} s; searching …", flush=True)
     times, mean_hits = search_latency(engine, corpus, args.queries)
-    print(f"[{name}] ingesting {args.events} events …", flush=True)
+    print(
+        f"[{name}] search p50 {statistics.median(times):.1f} ms, p95 {p95(times):.1f} ms; "
+        f"ingesting {args.events} events …",
+        flush=True,
+    )
     rate = ingestion(db_url, engine, fake, args.events)
     engine.dispose()
-    return {
+    result = {
         "name": name,
         "load_s": loaded,
         "p50": statistics.median(times),
@@ -299,6 +303,15 @@ def run(name: str, db_url: str, corpus: Corpus, args, fake: FakeSlack) -> dict:
         "hits": mean_hits,
         "rate": rate,
     }
+    print(f"[{name}] {row(result)}", flush=True)
+    return result
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['name']} | {r['load_s']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} "
+        f"| {r['hits']:.1f} | {r['rate']:.0f} |"
+    )
 
 
 def main() -> None:
@@ -338,10 +351,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(
-            f"| {r['name']} | {r['load_s']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} "
-            f"| {r['hits']:.1f} | {r['rate']:.0f} |"
-        )
+        print(row(r))
     if len(results) == 2:
         sqlite, pg = results
         print()
