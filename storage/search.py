@@ -153,11 +153,10 @@ def _hit(kind: str, row: Any) -> Hit:
     )
 
 
-# Both backends rank among the newest this many matches (that pass the filters): ranking and
-# the joins cost per matching row, and a word in 60,000 of a million messages would otherwise
-# take 150 ms on SQLite and seconds on PostgreSQL. Newer answers are the likelier ones; a
-# query matching fewer rows ranks them all.
-RANK_WINDOW = 4000
+# SQLite ranks among the newest this many matches (that pass the filters): bm25 and the joins
+# cost per matching row, and a word in 60,000 of a million messages would otherwise take
+# 150 ms. Newer answers are the likelier ones; a query matching fewer rows ranks them all.
+SQLITE_RANK_WINDOW = 4000
 
 
 class SQLiteFTS5:
@@ -171,7 +170,7 @@ class SQLiteFTS5:
         params: dict[str, Any] = {
             "match": self.match(query.words),
             "limit": limit,
-            "window": RANK_WINDOW,
+            "window": SQLITE_RANK_WINDOW,
         }
         if kind == "message":
             by_case = bool(query.topic or query.statuses or query.severity is not None)
@@ -247,27 +246,16 @@ class PostgresFullText:
         params: dict[str, Any] = {
             "words": " ".join(terms(query.words)),
             "limit": limit,
-            "window": RANK_WINDOW,
             "headline": self.HEADLINE,
         }
         if kind == "message":
-            by_case = bool(query.topic or query.statuses or query.severity is not None)
-            where = _filters(query, params, "m.posted_at", team="c" if by_case else "m")
-            where += _hidden(query, params, "m.channel_id")
-            cases = "JOIN cases c ON c.id = m.case_id" if by_case else ""
-            # The tsquery is written inline (not taken from the CTE) so the planner sees how
-            # common the words are: for a common word it walks messages newest first and
-            # stops at the window; for a rare one it uses the GIN index.
+            where = _filters(query, params, "m.posted_at") + _hidden(query, params, "m.channel_id")
             sql = f"""
                 WITH q AS (SELECT plainto_tsquery('english', :words) AS q),
-                newest AS MATERIALIZED (
-                    SELECT m.id FROM messages m {cases}
-                    WHERE m.search_vector @@ plainto_tsquery('english', :words)
-                      AND m.deleted_at IS NULL AND {where}
-                    ORDER BY m.id DESC LIMIT :window),
                 ranked AS (
                     SELECT m.id, ts_rank_cd(m.search_vector, q.q) AS score
-                    FROM newest JOIN messages m ON m.id = newest.id, q
+                    FROM messages m JOIN cases c ON c.id = m.case_id, q
+                    WHERE m.search_vector @@ q.q AND m.deleted_at IS NULL AND {where}
                     ORDER BY score DESC, m.id DESC LIMIT :limit)
                 SELECT m.id AS row_id, m.case_id, c.case_number, c.summary, c.status,
                        c.topic_key, m.channel_id,
@@ -280,16 +268,12 @@ class PostgresFullText:
             sql = f"""
                 WITH q AS (SELECT plainto_tsquery('english', :words) AS english,
                                   plainto_tsquery('simple', :words) AS simple),
-                newest AS MATERIALIZED (
-                    SELECT c.id FROM cases c
-                    WHERE (c.search_vector @@ plainto_tsquery('english', :words)
-                           OR c.search_vector @@ plainto_tsquery('simple', :words))
-                      AND {where}
-                    ORDER BY c.id DESC LIMIT :window),
                 ranked AS (
                     SELECT c.id, ts_rank_cd(c.search_vector, q.english) + ts_rank_cd(
                                c.search_vector, q.simple) AS score
-                    FROM newest JOIN cases c ON c.id = newest.id, q
+                    FROM cases c, q
+                    WHERE (c.search_vector @@ q.english OR c.search_vector @@ q.simple)
+                      AND {where}
                     ORDER BY score DESC, c.id DESC LIMIT :limit)
                 SELECT c.id AS row_id, c.id AS case_id, c.case_number, c.summary, c.status,
                        c.topic_key,
