@@ -36,7 +36,7 @@ from tests.conftest import (  # noqa: E402
     settings_for,
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
-from tests.pgcluster import TempPostgres, find_bindir  # noqa: E402
+from tests.pgcluster import throwaway_postgres  # noqa: E402
 from tests.slackdriver import SlackDriver, TrackingExecutor  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 
@@ -109,27 +109,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="swarm-bench-"))
-    backends = {"sqlite": f"sqlite:///{tmp / 'bench.db'}"}
-    pg = None
-    bindir = find_bindir()
-    if bindir is not None:
-        pg = TempPostgres(bindir)
-        pg.start()
-        admin = create_db_engine(pg.url("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql("CREATE DATABASE bench")
-        admin.dispose()
-        backends["postgresql"] = pg.url("bench")
-    fake = FakeSlack(token="xoxb-test-token", team_id=TEAM).start()
-    try:
-        rows = []
+    rows = []
+    with throwaway_postgres() as pg_url, FakeSlack(team_id=TEAM) as fake:
+        backends = {"sqlite": f"sqlite:///{tmp / 'bench.db'}", "postgresql": pg_url}
         for name, url in backends.items():
-            upgrade(create_db_engine(url))
-            rows.append((name, measure(url, fake, args.runs)))
-    finally:
-        fake.stop()
-        if pg is not None:
-            pg.stop()
+            if url is not None:
+                upgrade(create_db_engine(url))
+                rows.append((name, measure(url, fake, args.runs)))
     print(f"runs={args.runs} per cell, medians in milliseconds\n")
     print(
         "| database | fake Slack latency | command ack | escalate -> summary pinned |"

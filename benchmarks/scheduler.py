@@ -32,7 +32,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from storage.db import create_db_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Case, Workspace  # noqa: E402
-from tests.pgcluster import TempPostgres, find_bindir  # noqa: E402
+from tests.pgcluster import throwaway_postgres  # noqa: E402
 
 TEAM = "T111"
 NOWHERE = "http://127.0.0.1:9/api/"  # no job is due during the run: Slack is never called
@@ -165,47 +165,34 @@ def main() -> None:
     if args.child:
         child(args.child, args.url)
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, throwaway_postgres() as pg_url:
         backends = [("SQLite", f"sqlite:///{tmp}/bench.db")]
-        pg = None
-        bindir = find_bindir()
-        if bindir is not None:
-            pg = TempPostgres(bindir)
-            admin = create_db_engine(pg.start(), isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                connection.execute(text("CREATE DATABASE bench"))
-            admin.dispose()
-            backends.append(("PostgreSQL", pg.url("bench")))
-        try:
-            print(f"{args.cases} open cases, {args.runs} run(s) each, medians\n")
-            print(
-                "| database | step | seconds | jobs | RSS after (MiB) | growth (MiB) | peak (MiB) |"
-            )
-            print("|---|---|---|---|---|---|---|")
-            for name, url in backends:
-                t0 = time.perf_counter()
-                seed(url, args.cases)
-                print(f"<!-- seeded {name} in {time.perf_counter() - t0:.1f}s -->", file=sys.stderr)
-                for mode, label in (
-                    ("first", "first start: arm every timer"),
-                    ("restart", "restart: store already filled"),
-                    ("changed", "one case re-armed (case_changed)"),
-                ):
-                    runs = [measure(mode, url) for _ in range(args.runs)]
-                    cell = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                    seconds = (
-                        f"{cell['seconds'] * 1000:.1f} ms"
-                        if mode == "changed"
-                        else f"{cell['seconds']:.2f}"
-                    )
-                    print(
-                        f"| {name} | {label} | {seconds} | {int(cell['jobs'])} | "
-                        f"{cell['rss']:.0f} | {cell['growth']:.0f} | {cell['peak']:.0f} |",
-                        flush=True,
-                    )
-        finally:
-            if pg is not None:
-                pg.stop()
+        if pg_url is not None:
+            backends.append(("PostgreSQL", pg_url))
+        print(f"{args.cases} open cases, {args.runs} run(s) each, medians\n")
+        print("| database | step | seconds | jobs | RSS after (MiB) | growth (MiB) | peak (MiB) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, url in backends:
+            t0 = time.perf_counter()
+            seed(url, args.cases)
+            print(f"<!-- seeded {name} in {time.perf_counter() - t0:.1f}s -->", file=sys.stderr)
+            for mode, label in (
+                ("first", "first start: arm every timer"),
+                ("restart", "restart: store already filled"),
+                ("changed", "one case re-armed (case_changed)"),
+            ):
+                runs = [measure(mode, url) for _ in range(args.runs)]
+                cell = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                seconds = (
+                    f"{cell['seconds'] * 1000:.1f} ms"
+                    if mode == "changed"
+                    else f"{cell['seconds']:.2f}"
+                )
+                print(
+                    f"| {name} | {label} | {seconds} | {int(cell['jobs'])} | "
+                    f"{cell['rss']:.0f} | {cell['growth']:.0f} | {cell['peak']:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ from tests.conftest import (  # noqa: E402
     settings_for,
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
-from tests.pgcluster import TempPostgres, find_bindir  # noqa: E402
+from tests.pgcluster import throwaway_postgres  # noqa: E402
 from tests.slackdriver import SlackDriver, TrackingExecutor, payload  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 
@@ -326,17 +326,9 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp, FakeSlack(team_id=TEAM) as fake:
         results.append(run("SQLite", f"sqlite:///{tmp}/bench.db", Corpus(*corpus_args), args, fake))
-        bindir = None if args.no_postgres else find_bindir()
-        if bindir is not None:
-            pg = TempPostgres(bindir)
-            admin = create_db_engine(pg.start(), isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                connection.execute(text("CREATE DATABASE bench"))
-            admin.dispose()
-            try:
-                results.append(run("PostgreSQL", pg.url("bench"), Corpus(*corpus_args), args, fake))
-            finally:
-                pg.stop()
+        with throwaway_postgres(wanted=not args.no_postgres) as pg_url:
+            if pg_url is not None:
+                results.append(run("PostgreSQL", pg_url, Corpus(*corpus_args), args, fake))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
     print(

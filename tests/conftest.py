@@ -116,11 +116,8 @@ class Databases:
             self.pg_problem = "PostgreSQL is not installed (initdb/pg_ctl not found)"
             return
         self.pg = TempPostgres(bindir)
-        admin = create_db_engine(self.pg.start(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("CREATE DATABASE swarm_test"))
-        admin.dispose()
-        self.pg_url = self.pg.url("swarm_test")
+        self.pg.start()
+        self.pg_url = self.pg.create_database("swarm_test")
 
     def postgres_engine(self):  # type: ignore[no-untyped-def]
         if self._pg_engine is None:

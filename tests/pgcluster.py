@@ -9,6 +9,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -109,3 +111,28 @@ class TempPostgres:
             )
         finally:
             shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def create_database(self, name: str) -> str:
+        """Create a database on the running server; return its SQLAlchemy URL."""
+        from storage.db import create_db_engine
+
+        admin = create_db_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        admin.dispose()
+        return self.url(name)
+
+
+@contextmanager
+def throwaway_postgres(database: str = "bench", *, wanted: bool = True) -> Iterator[str | None]:
+    """A private server with one database for the block (None when PostgreSQL is missing)."""
+    bindir = find_bindir() if wanted else None
+    if bindir is None:
+        yield None
+        return
+    server = TempPostgres(bindir)
+    server.start()
+    try:
+        yield server.create_database(database)
+    finally:
+        server.stop()
