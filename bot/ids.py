@@ -16,6 +16,33 @@ class Callback(StrEnum):
     RESOLVE_VIEW = "swarm-resolve"
 
 
+class Step(StrEnum):
+    """Workflow Builder steps (`functions` in the manifest); Slack requires snake_case ids."""
+
+    FILE_CASE = "file_swarm_case"
+
+
+class StepInput(StrEnum):
+    """Input parameters of the File a swarm case step."""
+
+    CASE_NUMBER = "case_number"
+    URGENCY = "urgency"
+    TOPIC = "topic"
+    SUMMARY = "summary"
+    DETAILS = "details"
+    CUSTOMER = "customer"
+    REGION = "region"
+    FILER = "filer"
+
+
+class StepOutput(StrEnum):
+    """Output parameters of the File a swarm case step."""
+
+    CASE_NUMBER = "case_number"
+    CASE_URL = "case_url"
+    THREAD_PERMALINK = "thread_permalink"
+
+
 class Action(StrEnum):
     JOIN = "case-join"
     CLAIM = "case-claim"

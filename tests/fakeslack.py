@@ -299,6 +299,8 @@ class FakeSlack:
         self._channels: dict[str, dict] = {}
         self._messages: dict[str, dict[str, dict]] = {}
         self._ephemerals: list[dict] = []
+        # Workflow Builder step executions by function_execution_id, with their own token.
+        self._executions: dict[str, dict] = {}
         self._pins: dict[str, list[str]] = {}
         self._opened: list[str] = []
         self._used_triggers: set[str] = set()
@@ -335,6 +337,8 @@ class FakeSlack:
             "conversations.setPurpose": self._conversations_set_purpose,
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.unarchive": self._conversations_unarchive,
+            "functions.completeError": self._functions_complete_error,
+            "functions.completeSuccess": self._functions_complete_success,
             "pins.add": self._pins_add,
             "pins.list": self._pins_list,
             "pins.remove": self._pins_remove,
@@ -413,6 +417,7 @@ class FakeSlack:
             self._faults.clear()
             self._latency = 0.0
             self._responses.clear()
+            self._executions.clear()
             self._view_counter = 0
             self._seed()
 
@@ -557,6 +562,29 @@ class FakeSlack:
     def thread(self, channel: str, ts: str) -> list[dict]:
         """A thread's parent and replies, in ts order."""
         return [m for m in self.messages(channel) if m["ts"] == ts or m.get("thread_ts") == ts]
+
+    def start_function(
+        self, callback_id: str, *, required_outputs: Iterable[str] = ()
+    ) -> tuple[str, str]:
+        """A running step execution, as Slack starts one: its id and its `xwfp-` token."""
+        with self._lock:
+            execution_id = f"Fx{secrets.token_hex(5).upper()}"
+            token = f"xwfp-{secrets.token_hex(12)}"
+            self._executions[execution_id] = {
+                "id": execution_id,
+                "callback_id": callback_id,
+                "token": token,
+                "state": "running",
+                "required_outputs": tuple(required_outputs),
+                "outputs": None,
+                "error": None,
+            }
+            return execution_id, token
+
+    def execution(self, execution_id: str) -> dict:
+        """A step execution: state (running, completed, failed), outputs or error."""
+        with self._lock:
+            return copy.deepcopy(self._executions[execution_id])
 
     def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[dict]:
         """Ephemeral messages, optionally only those in `channel` and/or to `user`."""
@@ -797,7 +825,7 @@ class FakeSlack:
             return {"ok": False, "error": "unknown_method"}
         if not token:
             return {"ok": False, "error": "not_authed"}
-        if token != self.token:
+        if token != self.token and not self._execution_token(token):
             return {"ok": False, "error": "invalid_auth"}
         with self._lock:
             try:
@@ -1544,6 +1572,47 @@ class FakeSlack:
                 raise SlackError("already_reacted")
             reaction["users"].append(self.bot_user_id)
             reaction["count"] = len(reaction["users"])
+        return {}
+
+    # -- functions (Workflow Builder steps) -----------------------------------------------------
+    def _execution_token(self, token: str) -> bool:
+        """A step execution's own bot token (`bot_access_token` of function_executed)."""
+        with self._lock:
+            return any(e["token"] == token for e in self._executions.values())
+
+    def _running(self, params: dict[str, Any]) -> dict:
+        execution = self._executions.get(_str(params, "function_execution_id"))
+        if execution is None:
+            raise SlackError("function_execution_not_found")
+        if execution["state"] != "running":
+            # Slack forgets an execution once it is completed.
+            raise SlackError("function_execution_not_found")
+        return execution
+
+    def _functions_complete_success(self, params: dict[str, Any]) -> dict[str, Any]:
+        """functions.completeSuccess: outputs must be an object with every required output."""
+        execution = self._running(params)
+        outputs = params.get("outputs")
+        if isinstance(outputs, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                outputs = json.loads(outputs)
+        if not isinstance(outputs, dict):
+            raise SlackError("parameter_validation_failed", detail="outputs must be an object")
+        missing = [k for k in execution["required_outputs"] if outputs.get(k) in (None, "")]
+        if missing:
+            raise SlackError(
+                "parameter_validation_failed", detail=f"missing required outputs: {missing}"
+            )
+        execution.update(state="completed", outputs=copy.deepcopy(outputs))
+        return {}
+
+    def _functions_complete_error(self, params: dict[str, Any]) -> dict[str, Any]:
+        """functions.completeError: the step fails with a message shown to the user."""
+        execution = self._running(params)
+        error = _str(params, "error")
+        if not error:
+            raise SlackError("invalid_arguments", detail="missing required field: error")
+        execution.update(state="failed", error=error)
         return {}
 
     # -- users ---------------------------------------------------------------------------------

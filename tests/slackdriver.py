@@ -294,3 +294,43 @@ class SlackDriver:
                 {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
             )
         return self.send(json.dumps(body), "application/json", headers=headers, **kwargs)
+
+    def function_executed(
+        self,
+        callback_id: str,
+        inputs: dict[str, Any],
+        *,
+        execution_id: str,
+        token: str,
+        parameters: tuple[list[dict], list[dict]] = ([], []),
+        retry_num: int | None = None,
+        event_id: str | None = None,
+        **kwargs: Any,
+    ) -> Reply:
+        """A Workflow Builder step run: function_executed with the execution's own token."""
+        body = payload("event_function_executed.json")
+        event = body["event"]
+        event["function"].update(
+            callback_id=callback_id,
+            title=callback_id.replace("_", " ").capitalize(),
+            description="",
+            input_parameters=parameters[0],
+            output_parameters=parameters[1],
+        )
+        event.update(
+            inputs=inputs,
+            function_execution_id=execution_id,
+            bot_access_token=token,
+            event_ts=f"{time.time():.6f}",
+        )
+        body.update(
+            team_id=self.team_id,
+            event_id=event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            event_time=int(time.time()),
+        )
+        headers = kwargs.pop("headers", {}) or {}
+        if retry_num is not None:
+            headers.update(
+                {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+            )
+        return self.send(json.dumps(body), "application/json", headers=headers, **kwargs)

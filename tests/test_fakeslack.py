@@ -521,3 +521,34 @@ def test_reset_forgets_everything(slack: FakeSlack, client: WebClient) -> None:
     assert client.auth_test()["ok"]
     with pytest.raises(KeyError):
         slack.channel("C1")
+
+
+# -- functions (Workflow Builder steps) -------------------------------------------------------
+def test_a_step_execution_completes_once_with_its_own_token(slack: FakeSlack) -> None:
+    execution_id, token = slack.start_function("file_swarm_case", required_outputs=["n"])
+    step = WebClient(token=token, base_url=slack.url, timeout=5)
+    step.chat_postMessage(channel="C1", text="posted with the execution's token")
+    assert error_of(
+        lambda: step.functions_completeSuccess(function_execution_id=execution_id, outputs={})
+    ) == ("parameter_validation_failed")
+    step.functions_completeSuccess(function_execution_id=execution_id, outputs={"n": "1"})
+    assert slack.execution(execution_id)["outputs"] == {"n": "1"}
+    assert (
+        error_of(
+            lambda: step.functions_completeError(function_execution_id=execution_id, error="x")
+        )
+        == "function_execution_not_found"
+    )
+    assert (
+        error_of(lambda: step.functions_completeSuccess(function_execution_id="Fx0", outputs={}))
+        == "function_execution_not_found"
+    )
+    forged = WebClient(token="xwfp-forged", base_url=slack.url, timeout=5)
+    assert error_of(lambda: forged.auth_test()) == "invalid_auth"
+
+
+def test_a_failed_step_keeps_its_reason(slack: FakeSlack, client: WebClient) -> None:
+    execution_id, _token = slack.start_function("file_swarm_case")
+    client.functions_completeError(function_execution_id=execution_id, error="bad case number")
+    assert slack.execution(execution_id)["state"] == "failed"
+    assert slack.execution(execution_id)["error"] == "bad case number"

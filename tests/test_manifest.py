@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from bot.ids import Step, StepInput, StepOutput
 from bot.listeners import registered
 from tests.conftest import RunningBot
 
@@ -39,6 +41,7 @@ SCOPES_BY_METHOD = {
     "conversations_setPurpose": {"channels:manage", "groups:write"},
     "pins_add": {"pins:write"},
     "users_info": {"users:read"},
+    "users_lookupByEmail": {"users:read.email"},
     "views_open": set(),
     "views_update": set(),
     "views_publish": set(),
@@ -48,6 +51,7 @@ EVENT_SCOPES = {
     "message.groups": {"groups:history"},
     "app_home_opened": set(),
     "member_joined_channel": {"channels:read", "groups:read"},
+    "function_executed": set(),
 }
 
 
@@ -56,6 +60,11 @@ def manifest() -> dict:
 
 
 def test_manifest_is_valid_against_slacks_schema() -> None:
+    errors = schema_errors(manifest())
+    assert not errors, errors
+
+
+def schema_errors(candidate: dict) -> list[str]:
     resources = []
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
@@ -69,16 +78,41 @@ def test_manifest_is_valid_against_slacks_schema() -> None:
     registry = Registry().with_resources(resources)
     root = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     validator = jsonschema.Draft7Validator(root, registry=registry)
-    errors = sorted(validator.iter_errors(manifest()), key=lambda e: e.path)
-    assert not errors, [e.message for e in errors]
+    return [e.message for e in sorted(validator.iter_errors(candidate), key=lambda e: e.path)]
 
 
 def test_schema_rejects_a_broken_manifest() -> None:
-    versioned = json.loads((SCHEMAS / "manifest.schema.1.0.0.json").read_text())
+    versioned = json.loads((SCHEMAS / "manifest.schema.2.0.0.json").read_text())
     broken = manifest()
     broken["features"]["slash_commands"][0]["bogus"] = True
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, versioned)
+
+
+def test_schema_rejects_a_step_whose_parameters_are_not_a_parameter_set() -> None:
+    broken = copy.deepcopy(manifest())
+    step = broken["functions"]["file_swarm_case"]
+    step["input_parameters"] = {"case_number": {"type": "string"}}  # no "properties"
+    assert schema_errors(broken)
+    unknown_type = copy.deepcopy(manifest())
+    unknown_type["functions"]["file_swarm_case"]["output_parameters"]["properties"]["case_number"][
+        "type"
+    ] = 42
+    assert schema_errors(unknown_type)
+
+
+def test_the_step_is_declared_for_workflow_builder() -> None:
+    settings = manifest()["settings"]
+    assert settings["function_runtime"] == "remote"
+    assert settings["org_deploy_enabled"] is True
+    assert "function_executed" in settings["event_subscriptions"]["bot_events"]
+    step = manifest()["functions"][str(Step.FILE_CASE)]
+    inputs = step["input_parameters"]
+    assert set(inputs["properties"]) == {str(i) for i in StepInput}
+    assert inputs["properties"]["filer"]["type"] == "slack#/types/user_id"
+    assert set(inputs["required"]) <= set(inputs["properties"])
+    outputs = step["output_parameters"]["properties"]
+    assert set(outputs) == {str(o) for o in StepOutput}
 
 
 def test_manifest_and_listeners_are_in_step() -> None:
@@ -92,6 +126,7 @@ def test_manifest_and_listeners_are_in_step() -> None:
             e.split(".")[0]
             for e in manifest()["settings"].get("event_subscriptions", {}).get("bot_events", [])
         },
+        "functions": set(manifest().get("functions", {})),
     }
     assert declared == registered()
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, events, shortcuts, views
+from bot.listeners import actions, commands, errors, events, functions, shortcuts, views
 
 EVENTS: dict[str, object] = dict(events.EVENTS)
 
 
 def register(app: App) -> None:
     """Attach every listener and the one error handler."""
-    for surface in (shortcuts, commands, views, actions, events, errors):
+    for surface in (shortcuts, commands, views, actions, events, functions, errors):
         surface.register(app)
 
 
@@ -21,5 +21,7 @@ def registered() -> dict[str, set[str]]:
         "global_shortcuts": {str(k) for k in shortcuts.GLOBAL_SHORTCUTS},
         "message_shortcuts": {str(k) for k in shortcuts.MESSAGE_SHORTCUTS},
         "commands": set(commands.COMMANDS),
-        "events": set(EVENTS),
+        # Workflow Builder steps arrive as function_executed events.
+        "events": set(EVENTS) | ({"function_executed"} if functions.FUNCTIONS else set()),
+        "functions": {str(k) for k in functions.FUNCTIONS},
     }
