@@ -263,6 +263,72 @@ def export(case_number: str, fmt: str, team: str | None, output: Path | None) ->
         click.echo(f"wrote {output}", err=True)
 
 
+@main.command()
+@click.option(
+    "--period",
+    type=click.Choice(["7d", "30d", "90d", "all"]),
+    default="7d",
+    show_default=True,
+    help="The period ending now; each figure is compared with the period before it.",
+)
+@click.option("--topic", help="Only this topic (default: all, with a per-topic breakdown).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--team", help="Workspace id, when the database serves several.")
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+    help="End the period at this moment (UTC) instead of now, e.g. 2026-11-23T09:00:00.",
+)
+def stats(
+    period: str, topic: str | None, fmt: str, team: str | None, until: datetime | None
+) -> None:
+    """The swarm's figures: cases filed, open queue, response and resolution times, rates,
+    escalations, per topic and per person."""
+    from bot.runtime import build_swarm
+    from workflows import metrics
+    from workflows.errors import SwarmError
+
+    settings = settings_or_exit()
+    config = config_or_exit(settings.swarm_config)
+    swarm = build_swarm(settings, config=config)
+    try:
+        team_id = team or _only_team(swarm)
+        report = metrics.report(
+            swarm.uow,
+            config,
+            swarm.clock,
+            team_id=team_id,
+            period=period,
+            topic=topic,
+            people_topics=None,
+            until=until.replace(tzinfo=UTC) if until else None,
+        )
+    except SwarmError as exc:
+        fail(str(exc), code=1)
+    render = {"table": metrics.to_table, "csv": metrics.to_csv, "json": metrics.to_json}[fmt]
+    text = render(report)
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+def _only_team(swarm) -> str:  # type: ignore[no-untyped-def]
+    """The one workspace of the database (`--team` picks one when there are several)."""
+    from workflows.errors import SwarmError
+
+    with swarm.uow() as uow:
+        teams = list(uow.schedule.team_ids())
+    if len(teams) > 1:
+        raise SwarmError(f"the database serves {len(teams)} workspaces: pick one with --team")
+    if not teams:
+        raise SwarmError("no cases yet: the database serves no workspace")
+    return teams[0]
+
+
 @main.command("check-config")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def check_config(path: Path | None) -> None:

@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.metrics import MetricsRepository
 from storage.repositories import CaseRepository, RoutingRepository, ScheduleRepository
 
 
@@ -16,6 +17,7 @@ class UnitOfWork:
     cases: CaseRepository
     routing: RoutingRepository
     schedule: ScheduleRepository
+    metrics: MetricsRepository
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -25,6 +27,7 @@ class UnitOfWork:
         self.cases = CaseRepository(self.session)
         self.routing = RoutingRepository(self.session)
         self.schedule = ScheduleRepository(self.session)
+        self.metrics = MetricsRepository(self.session)
         return self
 
     def __exit__(
