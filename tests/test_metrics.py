@@ -392,9 +392,7 @@ def seed_durations(bot: RunningBot, seconds: list[float], *, base: datetime) -> 
 
 
 @pytest.mark.parametrize("count", [101, 100])  # odd and even counts, to the microsecond
-def test_exact_medians_and_means(
-    bot: RunningBot, clock: FakeClock, count: int
-) -> None:
+def test_exact_medians_and_means(bot: RunningBot, clock: FakeClock, count: int) -> None:
     rng = random.Random(count)
     values = [round(rng.uniform(0, 5 * 86400), 6) for _ in range(count)]
     clock.current = NOW
