@@ -92,11 +92,10 @@ def run() -> None:
 
 
 def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
     from bot.app import create_app
     from bot.jobs import start_scheduler
     from bot.runtime import build_swarm
+    from bot.server import CheckedSocketModeHandler
 
     swarm = build_swarm(settings, config=config)
     app = create_app(swarm)
@@ -104,7 +103,7 @@ def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
     log.info("serving in Socket Mode")
     assert settings.slack_app_token is not None
     try:
-        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+        CheckedSocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
     except SlackApiError as exc:
         fail(
             f"SLACK_APP_TOKEN: Slack refused the Socket Mode connection "

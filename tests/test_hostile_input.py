@@ -1,0 +1,545 @@
+"""Hostile input, through the real HTTP stack and the Socket Mode handler.
+
+For every request someone could forge or mangle: a clear answer (a 4xx, or an ephemeral
+answer / field error), no crash, no state change where none is due, one log line at most and
+never a traceback or a secret, and what is stored reads back byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from sqlalchemy import func, select
+
+from bot import payloads
+from bot.app import create_app
+from bot.http import MAX_BODY
+from bot.runtime import build_swarm
+from bot.server import CheckedSocketModeHandler
+from storage.models import Base, Case
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, RunningBot, settings_for
+from tests.fakeslack import FakeSlack
+from tests.slackdriver import PAYLOADS, Reply, payload
+from tests.test_intake import GOOD, open_modal
+from workflows.config import SwarmConfig
+
+SECRETS = (SIGNING_SECRET, BOT_TOKEN)
+
+
+# -- sending raw bytes -------------------------------------------------------------------------
+def sign(raw: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
+    base = b"v0:" + timestamp.encode("latin-1") + b":" + raw
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def post(
+    bot: RunningBot,
+    raw: bytes,
+    content_type: str | None = "application/json",
+    *,
+    signed: bool = True,
+    timestamp: str | None = None,
+    signature: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """POST exact bytes to /slack/events (signed unless told otherwise) and wait for the work."""
+    url = urlsplit(bot.url)
+    timestamp = timestamp if timestamp is not None else str(int(time.time()))
+    all_headers = dict(headers or {})
+    if content_type is not None:
+        all_headers["Content-Type"] = content_type
+    if signed:
+        all_headers["X-Slack-Request-Timestamp"] = timestamp
+        all_headers["X-Slack-Signature"] = signature or sign(raw, timestamp)
+    all_headers.setdefault("Content-Length", str(len(raw)))
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    started = time.perf_counter()
+    try:
+        connection.putrequest("POST", url.path, skip_accept_encoding=True)
+        for name, value in all_headers.items():
+            connection.putheader(name, value.encode("latin-1"))
+        connection.endheaders(raw)
+        response = connection.getresponse()
+        reply = Reply(
+            response.status,
+            response.read().decode("utf-8", "replace"),
+            time.perf_counter() - started,
+        )
+    finally:
+        connection.close()
+    bot.driver.executor.wait_idle()
+    return reply
+
+
+def form(fields: dict[str, str]) -> bytes:
+    return urlencode(fields).encode()
+
+
+def interaction(body: Any) -> bytes:
+    return f"payload={quote(json.dumps(body))}".encode()
+
+
+def command_fields(text: str, **overrides: str) -> dict[str, str]:
+    body = payload("slash_command.json")
+    body.update(
+        team_id="T111",
+        channel_id="C0API0001",
+        user_id="U0AGENT01",
+        command="/swarm",
+        text=text,
+        response_url="http://127.0.0.1:9/respond",
+        trigger_id="1.trigger",
+    )
+    body.update(overrides)
+    return {k: str(v) for k, v in body.items()}
+
+
+# -- what must not change ----------------------------------------------------------------------
+def state(bot: RunningBot, fake: FakeSlack) -> dict[str, int]:
+    """Rows in every table, and the Web API calls the app made."""
+    counts = {"slack calls": len(fake.calls)}
+    with bot.uow() as uow:
+        for table in Base.metadata.sorted_tables:
+            counts[table.name] = uow.session.scalar(select(func.count()).select_from(table))
+    return counts
+
+
+def assert_quiet_log(caplog: pytest.LogCaptureFixture, *, at_most: int = 1) -> None:
+    """No traceback, no error, no secret; at most `at_most` warning lines."""
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], [
+        r.getMessage() for r in records
+    ]
+    assert len(records) <= at_most, [r.getMessage() for r in records]
+    for secret in SECRETS:
+        assert secret not in caplog.text
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.INFO)
+    yield caplog
+
+
+# -- forged, replayed, stale -------------------------------------------------------------------
+def _forgeries() -> list[tuple[str, dict[str, Any]]]:
+    now = str(int(time.time()))
+    other = sign(b"text=help", now)
+    return [
+        ("no signature", {"signed": False}),
+        ("zeros", {"signature": "v0=" + "0" * 64}),
+        ("signature of another body", {"signature": other}),
+        ("another secret", {"signature": sign(form(command_fields("new")), now, "guess")}),
+        ("upper-case hex", {"signature": "V0=" + "A" * 64}),
+        ("not ASCII", {"signature": "v0=" + "é" * 64}),
+        ("no v0 prefix", {"signature": "0" * 67}),
+        ("empty", {"signature": " "}),
+        ("timestamp not a number", {"timestamp": "soon"}),
+        ("timestamp of other digits", {"timestamp": "¹²³"}),
+        ("negative timestamp", {"timestamp": "-1"}),
+        ("huge timestamp", {"timestamp": "9" * 40}),
+        ("stale by ten minutes", {"timestamp": str(int(time.time()) - 600)}),
+        ("ten minutes ahead", {"timestamp": str(int(time.time()) + 600)}),
+    ]
+
+
+def test_forged_and_stale_signatures_get_401_and_change_nothing(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    answers = {}
+    for name, options in _forgeries():
+        raw = form(command_fields("new 27343"))
+        answers[name] = post(bot, raw, "application/x-www-form-urlencoded", **options).status
+    assert answers == {name: 401 for name in answers}
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=len(answers))
+
+
+def test_a_request_replayed_after_five_minutes_is_refused(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    raw = form(command_fields("new 27343"))
+    old = str(int(time.time()) - 301)
+    before = state(bot, fake)
+    assert post(bot, raw, "application/x-www-form-urlencoded", timestamp=old).status == 401
+    assert state(bot, fake) == before
+    assert_quiet_log(log)
+
+
+def test_a_submission_replayed_inside_the_window_files_one_case(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    view = open_modal(bot, fake)
+    timestamp = int(time.time())
+    # The same bytes with the same timestamp, so the same signature: an exact replay.
+    first = bot.driver.submit(view, GOOD, timestamp=timestamp)
+    again = bot.driver.submit(view, GOOD, timestamp=timestamp)
+    assert first.status == again.status == 200
+    with bot.uow() as uow:
+        assert uow.session.scalar(select(func.count(Case.id))) == 1
+    assert len([c for c in fake.calls_to("chat.postMessage") if c.get("blocks")]) == 1
+
+
+# -- sizes, encodings, content types -----------------------------------------------------------
+def test_a_body_over_the_size_limit_gets_413_unread(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    reply = post(bot, b"x" * 100, headers={"Content-Length": str(MAX_BODY + 1)})
+    assert reply.status == 413
+    assert state(bot, fake) == before
+    assert_quiet_log(log)
+
+
+def test_a_bad_content_length_gets_400(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    lengths = ["-5", "12abc", "1e3", "+5", "0x10"]
+    answers = {n: post(bot, b"{}", headers={"Content-Length": n}).status for n in lengths}
+    assert answers == dict.fromkeys(lengths, 400)
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=len(lengths))
+
+
+NOT_UTF8 = b"payload=\xff\xfe\xc3\x28{\x80}"
+
+
+def test_non_utf8_bytes_with_a_fresh_timestamp_and_any_signature_get_401(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    reply = post(bot, NOT_UTF8, "application/x-www-form-urlencoded", signature="v0=" + "1" * 64)
+    assert reply.status == 401
+    assert state(bot, fake) == before
+    assert_quiet_log(log)
+
+
+def test_signed_non_utf8_bytes_get_400(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    for raw, content_type in (
+        (NOT_UTF8, "application/x-www-form-urlencoded"),
+        (
+            b'{"type": "event_callback", "event": {"type": "message", "text": "\xff"}}',
+            "application/json",
+        ),
+        ('{"x": 1}'.encode("utf-16"), "application/json"),
+    ):
+        assert post(bot, raw, content_type).status == 400
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=3)
+
+
+OTHER_CONTENT_TYPES = [
+    None,
+    "",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+    "text/html",
+    "application/octet-stream",
+    "application/json-patch+json",
+    "*/*",
+    "é",
+]
+
+
+def test_content_types_slack_never_sends_get_415(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    raw = form(command_fields("new 27343"))
+    answers = {str(t): post(bot, raw, t).status for t in OTHER_CONTENT_TYPES}
+    assert answers == dict.fromkeys(answers, 415)
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=len(answers))
+
+
+def test_the_form_content_type_is_read_in_any_spelling(bot: RunningBot) -> None:
+    for content_type in (
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "Application/X-WWW-Form-Urlencoded",
+    ):
+        reply = post(bot, form(command_fields("help")), content_type)
+        assert reply.status == 200 and "/swarm" in reply.body, content_type
+
+
+# -- malformed and unknown payloads, signed ----------------------------------------------------
+def _event(event: Any, **extra: Any) -> bytes:
+    return json.dumps(
+        {"type": "event_callback", "team_id": "T111", "event": event, **extra}
+    ).encode()
+
+
+SHORTCUT = payload("shortcut_global.json") | {"callback_id": "file-swarm-case"}
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "event is a string": (_event("x"), "application/json"),
+    "event is null": (_event(None), "application/json"),
+    "event is a list": (_event([1]), "application/json"),
+    "event without type": (_event({}), "application/json"),
+    "no event": (json.dumps({"type": "event_callback"}).encode(), "application/json"),
+    "message ts is a number": (
+        _event({"type": "message", "channel": "C0API0001", "ts": 5}),
+        "application/json",
+    ),
+    "message text is a list": (
+        _event({"type": "message", "channel": "C0API0001", "ts": "1.2", "text": ["x"]}),
+        "application/json",
+    ),
+    "edited message is a string": (
+        _event(
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": "C0API0001",
+                "message": "x",
+            }
+        ),
+        "application/json",
+    ),
+    "a JSON list": (b"[]", "application/json"),
+    "a JSON string": (b'"str"', "application/json"),
+    "a JSON number": (b"1", "application/json"),
+    "JSON null": (b"null", "application/json"),
+    "an empty object": (b"{}", "application/json"),
+    "deeply nested": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    "nested inside payload=": (b"payload=" + b"%5B" * 50_000, "application/x-www-form-urlencoded"),
+    "view without type": (
+        interaction(
+            {
+                "type": "view_submission",
+                "user": {"id": "U0AGENT01"},
+                "view": {"id": "V1", "callback_id": "swarm-intake"},
+            }
+        ),
+        "application/x-www-form-urlencoded",
+    ),
+    "view is a string": (
+        interaction({"type": "view_submission", "user": {"id": "U0AGENT01"}, "view": "x"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "view state values are strings": (
+        interaction(
+            {
+                "type": "view_submission",
+                "user": {"id": "U0AGENT01"},
+                "view": {
+                    "id": "V1",
+                    "type": "modal",
+                    "callback_id": "swarm-intake",
+                    "state": {"values": {"case_number": "27343"}},
+                },
+            }
+        ),
+        "application/x-www-form-urlencoded",
+    ),
+    "no view": (
+        interaction({"type": "view_submission", "user": {"id": "U0AGENT01"}}),
+        "application/x-www-form-urlencoded",
+    ),
+    "no user": (
+        interaction({"type": "shortcut", "callback_id": "file-swarm-case", "trigger_id": "1.t"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "user is a string": (
+        interaction(SHORTCUT | {"user": "U0AGENT01"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "shortcut without trigger": (
+        interaction({k: v for k, v in SHORTCUT.items() if k != "trigger_id"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "message shortcut without trigger": (
+        interaction(
+            {
+                "type": "message_action",
+                "callback_id": "swarm-this-message",
+                "user": {"id": "U0AGENT01"},
+            }
+        ),
+        "application/x-www-form-urlencoded",
+    ),
+    "callback id is a number": (
+        interaction(SHORTCUT | {"callback_id": 5}),
+        "application/x-www-form-urlencoded",
+    ),
+    "actions missing": (
+        interaction({"type": "block_actions", "user": {"id": "U0AGENT01"}}),
+        "application/x-www-form-urlencoded",
+    ),
+    "actions is a string": (
+        interaction({"type": "block_actions", "user": {"id": "U0AGENT01"}, "actions": "x"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "an action is a number": (
+        interaction({"type": "block_actions", "user": {"id": "U0AGENT01"}, "actions": [1]}),
+        "application/x-www-form-urlencoded",
+    ),
+    "payload is a list": (interaction([1]), "application/x-www-form-urlencoded"),
+    "payload is a string": (interaction("x"), "application/x-www-form-urlencoded"),
+    "payload is not JSON": (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+    "truncated payload": (interaction(SHORTCUT)[:-20], "application/x-www-form-urlencoded"),
+    "command only": (b"command=/swarm", "application/x-www-form-urlencoded"),
+    "command without trigger": (
+        form({k: v for k, v in command_fields("new").items() if k != "trigger_id"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "command without user": (
+        form({k: v for k, v in command_fields("status 27343").items() if k != "user_id"}),
+        "application/x-www-form-urlencoded",
+    ),
+    "a form that is not a command": (b"a=b", "application/x-www-form-urlencoded"),
+}
+UNKNOWN: dict[str, tuple[bytes, str]] = {
+    "type nope": (json.dumps({"type": "nope"}).encode(), "application/json"),
+    "type is a number": (interaction({"type": 5}), "application/x-www-form-urlencoded"),
+    "type is an object": (json.dumps({"type": {"a": 1}}).encode(), "application/json"),
+    "no type": (json.dumps({"x": 1}).encode(), "application/json"),
+    "type with control characters": (
+        json.dumps({"type": "\u202eevil\x00\n<!channel>"}).encode(),
+        "application/json",
+    ),
+}
+
+
+def test_signed_but_malformed_payloads_get_400_and_change_nothing(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    answers = {name: post(bot, *MALFORMED[name]).status for name in MALFORMED}
+    assert answers == dict.fromkeys(MALFORMED, 400)
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=len(MALFORMED))
+
+
+def test_unknown_payload_types_get_400(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    before = state(bot, fake)
+    for name, (raw, content_type) in UNKNOWN.items():
+        reply = post(bot, raw, content_type)
+        assert reply.status == 400 and "unknown payload type" in reply.body, name
+        assert reply.body.isascii() and "<!channel>" not in reply.body, name
+    assert state(bot, fake) == before
+    assert_quiet_log(log, at_most=len(UNKNOWN))
+    assert "<!channel>" not in log.text and "\u202e" not in log.text
+
+
+def test_truncated_json_at_every_cut_gets_400(bot: RunningBot, fake: FakeSlack) -> None:
+    whole = json.dumps(payload("event_message.json")).encode()
+    before = state(bot, fake)
+    for cut in range(1, len(whole), max(1, len(whole) // 25)):
+        reply = post(bot, whole[:cut], "application/json")
+        assert reply.status == 400, (cut, reply)
+    assert state(bot, fake) == before
+
+
+def test_every_real_slack_payload_passes_the_shape_check() -> None:
+    """The check refuses what Bolt cannot read, never what Slack really sends."""
+    for path in sorted(PAYLOADS.glob("*.json")):
+        body = json.loads(path.read_text())
+        if path.name.startswith("socket_mode_envelope"):
+            body = body["payload"]
+        payloads.check(body)
+
+
+# -- Socket Mode -------------------------------------------------------------------------------
+class RecordingSocketClient(BaseSocketModeClient):
+    """The Socket Mode client's sending side, recording acknowledgements instead of a socket."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("tests.socket")
+        self.sent: list[dict[str, Any]] = []
+
+    def send_message(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+
+
+@pytest.fixture
+def socket_mode(
+    fake: FakeSlack, db_url: str, config: SwarmConfig
+) -> Iterator[tuple[CheckedSocketModeHandler, Any]]:
+    swarm = build_swarm(settings_for(fake, db_url, slack_app_token="xapp-1-test"), config=config)
+    app = create_app(swarm)
+    handler = CheckedSocketModeHandler(app, "xapp-1-test")
+    try:
+        yield handler, swarm
+    finally:
+        handler.client.close()
+
+
+def _socket_payload(raw: bytes, content_type: str) -> Any:
+    """What the same bytes would be as a Socket Mode envelope's payload."""
+    from slack_bolt.request.internals import parse_body
+
+    try:
+        return parse_body(raw.decode(), content_type)
+    except (ValueError, RecursionError):
+        return raw.decode(errors="replace")
+
+
+# Envelopes whose payload is neither an object nor a string cannot be built: slack_sdk's
+# SocketModeRequest refuses them before any handler runs.
+NOT_AN_ENVELOPE = {"a JSON list", "a JSON number", "JSON null", "payload is a list"}
+
+
+def test_socket_mode_refuses_the_same_payloads_without_a_traceback(
+    socket_mode: tuple[CheckedSocketModeHandler, Any],
+    fake: FakeSlack,
+    log: pytest.LogCaptureFixture,
+) -> None:
+    handler, swarm = socket_mode
+    calls = len(fake.calls)
+    names = sorted(set(MALFORMED) - NOT_AN_ENVELOPE) + list(UNKNOWN)
+    for index, name in enumerate(names):
+        raw, content_type = {**MALFORMED, **UNKNOWN}[name]
+        kind = "events_api" if content_type == "application/json" else "interactive"
+        client = RecordingSocketClient()
+        envelope = f"e-{index}"
+        payload_ = _socket_payload(raw, content_type)
+        handler.handle(client, SocketModeRequest(type=kind, envelope_id=envelope, payload=payload_))
+        # Acknowledged, so Slack does not redeliver it, and nothing else.
+        assert client.sent == [{"envelope_id": envelope}], name
+    assert len(fake.calls) == calls
+    with swarm.uow() as uow:
+        assert uow.session.scalar(select(func.count(Case.id))) == 0
+    assert_quiet_log(log, at_most=len(names))
+
+
+def test_socket_mode_still_answers_a_good_command(
+    socket_mode: tuple[CheckedSocketModeHandler, Any], log: pytest.LogCaptureFixture
+) -> None:
+    handler, _swarm = socket_mode
+    client = RecordingSocketClient()
+    request = SocketModeRequest(
+        type="slash_commands", envelope_id="e-2", payload=command_fields("help")
+    )
+    handler.handle(client, request)
+    assert client.sent and client.sent[0]["envelope_id"] == "e-2"
+    assert "/swarm" in json.dumps(client.sent[0].get("payload"))
+    assert_quiet_log(log, at_most=0)
+
+
+def test_socket_mode_refuses_unknown_envelope_types(
+    socket_mode: tuple[CheckedSocketModeHandler, Any], log: pytest.LogCaptureFixture
+) -> None:
+    handler, _swarm = socket_mode
+    client = RecordingSocketClient()
+    handler.handle(client, SocketModeRequest(type="hello", envelope_id="e-3", payload={"x": 1}))
+    assert client.sent == [{"envelope_id": "e-3"}]
+    assert_quiet_log(log)
