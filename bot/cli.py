@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,15 +12,18 @@ from typing import NoReturn
 import click
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot import redaction
 from bot.settings import Settings, SettingsError, load_settings
 from workflows.config import ConfigError, SwarmConfig, load_config
 
 log = logging.getLogger("swarm")
 
+SECRET_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, then exit."""
-    click.echo(f"swarmbot: {message}", err=True)
+    """One line on stderr (secrets redacted), then exit."""
+    click.echo(f"swarmbot: {redaction.redact(message)}", err=True)
     sys.exit(code)
 
 
@@ -43,6 +47,7 @@ def config_or_exit(path: Path) -> SwarmConfig:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Swarm: Slack-native case swarming."""
+    redaction.install(os.environ.get(name) for name in SECRET_VARIABLES)
 
 
 @main.command()
@@ -51,7 +56,7 @@ def run() -> None:
     from bot.runtime import configure_logging
 
     settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets)
     try:
         settings.require_serving()
     except SettingsError as exc:
@@ -118,7 +123,7 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
         from bot.jobs import start_scheduler
         from bot.runtime import build_http, build_swarm, configure_logging
 
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.secrets)
         swarm = build_swarm(settings, config=config)
         app, http = build_http(swarm)
         start_scheduler(swarm, app.client)
@@ -352,7 +357,7 @@ def archive_incidents() -> None:
     from workflows.escalation import archive_resolved_incidents
 
     settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets)
     config = config_or_exit(settings.swarm_config)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     if not token:

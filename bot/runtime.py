@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Iterable
 from concurrent.futures import Executor
 
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot import redaction
 from bot.app import create_app
 from bot.context import Swarm
 from bot.http import SlackHTTP
@@ -18,25 +19,12 @@ from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock, SystemClock
 from workflows.config import SwarmConfig, load_config
 
-TOKEN = re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 
-
-class RedactTokens(logging.Filter):
-    """Keeps Slack tokens out of every log line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if TOKEN.search(message):
-            record.msg = TOKEN.sub("xox?-[redacted]", message)
-            record.args = None
-        return True
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """One stderr handler, tokens redacted."""
+def configure_logging(level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
+    """One stderr handler; tokens and `secrets` redacted from every line (see bot.redaction)."""
+    redaction.install(secrets)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

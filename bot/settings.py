@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @property
+    def secrets(self) -> list[str]:
+        """The secret values, to keep out of every log line."""
+        values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        return [v.get_secret_value() for v in values if v is not None]
+
+    @property
     def socket_mode(self) -> bool:
         """Socket Mode when an app token is set, else HTTP."""
         return self.slack_app_token is not None
