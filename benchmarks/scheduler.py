@@ -99,9 +99,9 @@ def seed(db_url: str, cases: int) -> None:
 def child(mode: str, db_url: str) -> None:
     """One measurement in this (fresh) process; prints JSON."""
     from bot.gateway import web_client
-    from bot.jobs import JOB_TABLE, SwarmScheduler
     from bot.runtime import build_swarm
     from bot.settings import Settings
+    from scheduling.scheduler import JOB_TABLE, SwarmScheduler
     from tests.conftest import TEST_CONFIG
     from workflows.config import parse_config
 

@@ -42,8 +42,9 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from bot.runtime import build_http, build_swarm  # noqa: E402
 from storage.db import create_db_engine, session_factory  # noqa: E402
+from storage.domain import CaseStatus  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from storage.models import Case, CaseStatus, Message, Workspace  # noqa: E402
+from storage.models import Case, Message, Workspace  # noqa: E402
 from storage.search import SearchQuery, search  # noqa: E402
 from tests.conftest import (  # noqa: E402
     CHANNELS,

@@ -71,7 +71,7 @@ def run() -> None:
     engine = create_db_engine(settings.database_url)
     try:
         upgrade(engine)
-        from bot.jobs import ensure_job_table
+        from scheduling.scheduler import ensure_job_table
 
         ensure_job_table(engine)  # once here, before several workers start their schedulers
     except Exception as exc:  # an unreachable database is an operator problem, not a bug
@@ -98,9 +98,9 @@ def run() -> None:
 
 def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
     from bot.app import create_app
-    from bot.jobs import start_scheduler
     from bot.runtime import build_swarm
     from bot.server import CheckedSocketModeHandler
+    from scheduling.scheduler import start_scheduler
 
     swarm = build_swarm(settings, config=config)
     app = create_app(swarm)
@@ -120,8 +120,8 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
     from bot.server import serve_http
 
     def factory():  # type: ignore[no-untyped-def]
-        from bot.jobs import start_scheduler
         from bot.runtime import build_http, build_swarm, configure_logging
+        from scheduling.scheduler import start_scheduler
 
         configure_logging(settings.log_level, settings.secrets)
         swarm = build_swarm(settings, config=config)
@@ -156,7 +156,7 @@ def migrate() -> None:
 @click.option("--limit", default=50, show_default=True, help="Show at most this many (0: all).")
 def jobs(limit: int) -> None:
     """List pending timers and scheduled work by due time: due (UTC), case, kind."""
-    from bot.jobs import pending_jobs
+    from scheduling.listing import pending_jobs
     from storage.db import create_db_engine
 
     settings = settings_or_exit()

@@ -16,8 +16,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.blocks.card import card_overflow, case_card, case_card_text
 from bot.ids import CARD_EVENT_TYPE
-from bot.views import card_overflow, case_card, case_card_text
 from workflows.errors import SlackRefused, SlackUnavailable
 from workflows.ports import CaseCard
 from workflows.text import escape, split

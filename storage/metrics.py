@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from storage.models import Case, CaseEvent, CaseStatus, Message
+from storage.domain import CaseStatus
+from storage.models import Case, CaseEvent, Message
 
 ALL = "*"  # the key of figures over every selected topic
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.domain import CaseStatus, ParticipantRole, Role, Urgency
 from storage.types import UTCDateTime, utcnow
 
 NAMING = {
@@ -34,33 +35,6 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
-
-
-class Urgency(enum.StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-class CaseStatus(enum.StrEnum):
-    OPEN = "open"
-    SWARMING = "swarming"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-
-
-class Role(enum.StrEnum):
-    LEAD = "lead"
-    EXPERT = "expert"
-
-
-class ParticipantRole(enum.StrEnum):
-    FILER = "filer"
-    JOINED = "joined"
-    REPLIED = "replied"
-    ASSIGNEE = "assignee"
-    INVITED = "invited"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

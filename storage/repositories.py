@@ -10,15 +10,13 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.domain import CaseStatus, ParticipantRole, Role
 from storage.models import (
     Case,
     CaseEvent,
-    CaseStatus,
     Message,
     Participant,
-    ParticipantRole,
     PendingPost,
-    Role,
     ScheduledRun,
     TopicRole,
     TopicRoute,

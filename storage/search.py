@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from storage.models import CaseStatus
+from storage.domain import CaseStatus
 from storage.types import UTCDateTime
 
 # Snippet match markers: control characters no Slack message carries; the bot turns them into

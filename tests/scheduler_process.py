@@ -10,9 +10,9 @@ import sys
 import threading
 
 from bot.gateway import web_client
-from bot.jobs import SwarmScheduler
 from bot.runtime import build_swarm
 from bot.settings import Settings
+from scheduling.scheduler import SwarmScheduler
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from workflows.config import load_config
 

@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.cli import main
-from storage.models import CaseStatus, Message
+from storage.domain import CaseStatus
+from storage.models import Message
 from tests.conftest import BOT_TOKEN, TEST_CONFIG, RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_thread_record import changed_event, deleted_event, filed_case, reply_event
+from tests.scenario import changed_event, deleted_event, filed_case, reply_event
 
 
 def swarmbot(fake: FakeSlack, db_url: str, tmp_path: Path, *args: str):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import UsageError, parse
+from bot.command_parser import UsageError, parse
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_intake import cards, file
+from tests.scenario import cards, file
 
 
 def answer(fake: FakeSlack) -> dict:

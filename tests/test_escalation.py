@@ -6,56 +6,24 @@ import threading
 
 from sqlalchemy import select
 
-from storage.models import Case, CaseEvent, CaseStatus, Participant, ParticipantRole
+from storage.domain import CaseStatus, ParticipantRole
+from storage.models import Case, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_intake import cards, fake_client, file
+from tests.scenario import (
+    FILER,
+    LEAD,
+    RecordingTimers,
+    answer,
+    cards,
+    case_of,
+    escalate,
+    fake_client,
+    file,
+    filed,
+    kinds,
+)
 from workflows.escalation import resume_interrupted
-
-LEAD = "U0LEAD001"
-FILER = "U0AGENT01"
-
-
-class RecordingTimers:
-    """Timers that remember which cases changed."""
-
-    def __init__(self) -> None:
-        self.changed: list[int] = []
-
-    def case_changed(self, case_id: int) -> None:
-        self.changed.append(case_id)
-
-
-def filed(bot: RunningBot, fake: FakeSlack, **values: str) -> Case:
-    file(bot, fake, values)
-    return case_of(bot)
-
-
-def case_of(bot: RunningBot, number: str = "27343") -> Case:
-    with bot.uow() as uow:
-        case = uow.cases.by_number(team_id="T111", case_number=number)
-        assert case is not None
-        case.participants, case.events  # noqa: B018 - loaded before the session closes
-        return case
-
-
-def kinds(bot: RunningBot, case: Case) -> list[str]:
-    with bot.uow() as uow:
-        return list(
-            uow.session.scalars(
-                select(CaseEvent.kind).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)
-            )
-        )
-
-
-def answer(fake: FakeSlack) -> str:
-    return fake.responses()[-1]["body"]["text"]
-
-
-def escalate(bot: RunningBot, fake: FakeSlack, text: str = "escalate 27343", **kw) -> str:
-    reply = bot.driver.command(text, user=kw.pop("user", LEAD), **kw)
-    assert reply.status == 200
-    return answer(fake)
 
 
 def test_a_lead_escalates_into_a_severity_named_channel_with_the_swarm_in_it(

@@ -30,8 +30,8 @@ from bot.server import CheckedSocketModeHandler
 from storage.models import Base, Case
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
+from tests.scenario import GOOD, open_modal
 from tests.slackdriver import PAYLOADS, Reply, payload
-from tests.test_intake import GOOD, open_modal
 from workflows.config import SwarmConfig
 
 SECRETS = (SIGNING_SECRET, BOT_TOKEN)

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 from storage.models import Case
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
+from tests.scenario import GOOD, cards, open_modal
 from tests.slackdriver import payload
-from tests.test_intake import GOOD, cards, open_modal
 
 
 def count_cases(bot: RunningBot) -> int:

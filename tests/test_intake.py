@@ -7,48 +7,17 @@ import time
 
 from sqlalchemy import func, select
 
-from storage.models import Case, CaseEvent, CaseStatus, Participant
+from storage.domain import CaseStatus
+from storage.models import Case, CaseEvent, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
+from tests.scenario import GOOD, cards, fake_client, file, open_modal
 from workflows.intake import publish_pending
-
-GOOD = {
-    "case_number": "27343",
-    "urgency": "high",
-    "topic": "api",
-    "summary": "Webhooks time out",
-    "details": "Since 09:00 every webhook to EU endpoints times out.",
-    "customer": "ACME",
-}
-
-
-def open_modal(bot: RunningBot, fake: FakeSlack, how: str = "global", **kwargs) -> dict:
-    before = len(fake.opened_views())
-    if how == "global":
-        reply = bot.driver.global_shortcut(**kwargs)
-    elif how == "message":
-        reply = bot.driver.message_shortcut(**kwargs)
-    else:
-        reply = bot.driver.command(f"new {kwargs.pop('case_number', '')}".strip(), **kwargs)
-    assert reply.status == 200
-    views = fake.opened_views()
-    assert len(views) == before + 1
-    return views[-1]
-
-
-def file(bot: RunningBot, fake: FakeSlack, values: dict | None = None, **kwargs) -> tuple:
-    view = open_modal(bot, fake, **kwargs)
-    reply = bot.driver.submit(view, {**GOOD, **(values or {})})
-    return view, reply
 
 
 def cases(bot: RunningBot) -> list[Case]:
     with bot.uow() as uow:
         return list(uow.session.scalars(select(Case).order_by(Case.id)))
-
-
-def cards(fake: FakeSlack, channel: str) -> list[dict]:
-    return [m for m in fake.messages(channel) if m.get("blocks") and not m.get("thread_ts")]
 
 
 def test_global_shortcut_opens_the_intake_modal(bot: RunningBot, fake: FakeSlack) -> None:
@@ -366,9 +335,3 @@ def mrkdwn_texts(node: object) -> list[str]:
             return [node["text"]]
         return [t for value in node.values() for t in mrkdwn_texts(value)]
     return []
-
-
-def fake_client(fake: FakeSlack):
-    from bot.gateway import web_client
-
-    return web_client("xoxb-test-token", fake.url)

@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from storage.models import Case, CaseStatus, Urgency
+from storage.domain import CaseStatus, Urgency
+from storage.models import Case
 from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_sla import gateway
+from tests.scenario import gateway
 from workflows import metrics, record
 from workflows.errors import SwarmError, UnknownTopic
 from workflows.escalation import escalate

@@ -9,20 +9,20 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.gateway import web_client
-from storage.models import CaseStatus
+from storage.domain import CaseStatus
 from tests.conftest import BOT_TOKEN, TEST_CONFIG, RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_escalation import (
+from tests.scenario import (
     FILER,
     LEAD,
     RecordingTimers,
     answer,
+    cards,
     case_of,
     escalate,
     filed,
     kinds,
 )
-from tests.test_intake import cards
 from workflows.announcements import deliver_owed
 from workflows.escalation import archive_resolved_incidents
 

@@ -18,8 +18,8 @@ from storage.db import create_db_engine
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEAM, TEST_CONFIG
 from tests.fakeslack import FakeSlack
 from tests.pgcluster import free_port
+from tests.scenario import GOOD
 from tests.slackdriver import SlackDriver, TrackingExecutor
-from tests.test_intake import GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN = {

@@ -18,14 +18,15 @@ from sqlalchemy import select
 from bot.cli import main
 from bot.context import Swarm
 from bot.gateway import web_client
-from bot.jobs import SwarmScheduler, pending_jobs, start_scheduler
 from bot.runtime import build_swarm
+from scheduling.listing import pending_jobs
+from scheduling.scheduler import SwarmScheduler, start_scheduler
 from storage.db import create_db_engine
-from storage.models import Case, CaseStatus
+from storage.domain import CaseStatus
+from storage.models import Case
 from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
-from tests.test_sla import gateway
-from tests.test_thread_record import filed_case, reply_event
+from tests.scenario import filed_case, gateway, reply_event
 from workflows import sla
 from workflows.config import parse_config
 from workflows.intake import CaseDraft, file_case, publish_card

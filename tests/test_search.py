@@ -8,10 +8,11 @@ from itertools import count
 
 from sqlalchemy import select
 
-from storage.models import Case, CaseStatus
+from storage.domain import CaseStatus
+from storage.models import Case
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_thread_record import changed_event, deleted_event, filed_case, reply_event
+from tests.scenario import changed_event, deleted_event, filed_case, reply_event
 
 _ts = count(1)
 

@@ -7,29 +7,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.gateway import AdminCache, WebSlack, web_client
-from storage.models import Case, CaseEvent, CaseStatus, Message
+from storage.domain import CaseStatus
+from storage.models import Case, CaseEvent, Message
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import BOT_TOKEN, TEAM, FakeClock, RunningBot
+from tests.conftest import TEAM, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
+from tests.scenario import RecordingTimers, gateway
 from workflows import sla
 from workflows.config import SwarmConfig
 from workflows.errors import NotALead, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card
-
-
-class RecordingTimers:
-    """Timers that remember which cases changed."""
-
-    def __init__(self) -> None:
-        self.changed: list[int] = []
-
-    def case_changed(self, case_id: int) -> None:
-        self.changed.append(case_id)
-
-
-def gateway(fake: FakeSlack, retries: int = 3) -> WebSlack:
-    return WebSlack(web_client(BOT_TOKEN, fake.url, retries=retries), AdminCache())
 
 
 def open_case(

@@ -3,58 +3,18 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from storage.models import Case, CaseEvent, CaseStatus, Message, Participant
+from storage.domain import CaseStatus
+from storage.models import Case, CaseEvent, Message, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
+from tests.scenario import changed_event, deleted_event, filed_case, reply_event
 from tests.slackdriver import payload
-from tests.test_intake import file
 
 CHANNEL = "C0API0001"
-
-
-def filed_case(bot: RunningBot, fake: FakeSlack, **values: str) -> Case:
-    file(bot, fake, values or None)
-    with bot.uow() as uow:
-        return uow.session.scalars(select(Case).order_by(Case.id.desc())).first()
-
-
-def reply_event(
-    case: Case, text: str, *, user: str = "U0EXP0001", ts: str = "1800000001.000100", **extra: Any
-) -> dict:
-    event = payload("event_message_thread_reply.json")["event"]
-    event.update(
-        user=user,
-        text=text,
-        ts=ts,
-        event_ts=ts,
-        thread_ts=case.thread_ts,
-        parent_user_id="UBOT",
-        channel=case.channel_id,
-        team="T111",
-    )
-    event.update(extra)
-    return event
-
-
-def changed_event(case: Case, ts: str, text: str, *, user: str = "U0EXP0001") -> dict:
-    event = payload("event_message_changed.json")["event"]
-    event["channel"] = case.channel_id
-    event["message"].update(text=text, user=user, ts=ts, thread_ts=case.thread_ts)
-    event["previous_message"].update(ts=ts, user=user, thread_ts=case.thread_ts)
-    return event
-
-
-def deleted_event(case: Case, ts: str) -> dict:
-    event = payload("event_message_deleted.json")["event"]
-    event["channel"] = case.channel_id
-    event["deleted_ts"] = ts
-    event["previous_message"].update(ts=ts, thread_ts=case.thread_ts)
-    return event
 
 
 def stored(bot: RunningBot) -> list[Message]:

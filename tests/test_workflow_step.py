@@ -10,7 +10,7 @@ from sqlalchemy import select
 from storage.models import Case, CaseEvent
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_intake import fake_client
+from tests.scenario import fake_client
 from workflows.intake import publish_pending
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from storage.models import Case, CaseStatus, ParticipantRole, Urgency
+from storage.domain import CaseStatus, ParticipantRole, Urgency
+from storage.models import Case
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Case, CaseStatus, ParticipantRole, Urgency
+from storage.domain import CaseStatus, ParticipantRole, Urgency
+from storage.models import Case
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.clock import Clock
 from workflows.config import SwarmConfig

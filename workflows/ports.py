@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from storage.models import Case, CaseStatus, Urgency
+from storage.domain import CaseStatus, Urgency
+from storage.models import Case
 from workflows.config import SwarmConfig
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Case, Message, ParticipantRole
+from storage.domain import ParticipantRole
+from storage.models import Case, Message
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.clock import Clock
 from workflows.swarming import start_swarming

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from storage.models import Case, CaseStatus
+from storage.domain import CaseStatus
+from storage.models import Case
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.announcements import deliver
 from workflows.cases import find_case, refresh_card

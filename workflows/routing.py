@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.models import Role
+from storage.domain import Role
 from storage.uow import UnitOfWork
 from workflows.clock import Clock
 from workflows.config import SwarmConfig, Topic

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 
-from storage.models import CaseStatus
+from storage.domain import CaseStatus
 from storage.search import Hit, SearchQuery
 from storage.search import search as run_search
 from storage.uow import UnitOfWorkFactory

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
-from storage.models import CaseStatus, Urgency
+from storage.domain import CaseStatus, Urgency
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.clock import Clock
 from workflows.config import SwarmConfig

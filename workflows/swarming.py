@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from storage.models import Case, CaseStatus, ParticipantRole
+from storage.domain import CaseStatus, ParticipantRole
+from storage.models import Case
 from storage.uow import UnitOfWorkFactory
 from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock

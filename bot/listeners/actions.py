@@ -8,10 +8,11 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.blocks.modals import CaseMetadata, escalate_modal, resolve_modal
+from bot.blocks.replies import search_results
 from bot.context import swarm_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
-from bot.views import CaseMetadata, escalate_modal, resolve_modal, search_results
 from workflows import cases, escalation, resolution, search, swarming
 from workflows.errors import SwarmError
 from workflows.ports import CaseCard

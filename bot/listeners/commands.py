@@ -9,21 +9,13 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.commands import COMMAND_HELP, Command, UsageError, parse
+from bot.blocks.modals import CaseMetadata, IntakeMetadata, intake_modal, resolve_modal
+from bot.blocks.replies import case_status, escalated_text, queue_status, search_results
+from bot.command_parser import COMMAND_HELP, Command, UsageError, parse
 from bot.context import Swarm, swarm_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
-from bot.views import (
-    CaseMetadata,
-    IntakeMetadata,
-    case_status,
-    escalated_text,
-    intake_modal,
-    queue_status,
-    resolve_modal,
-    search_results,
-)
-from storage.models import Role
+from storage.domain import Role
 from workflows import cases, escalation, resolution, routing, search, sla, swarming
 from workflows.text import escape
 

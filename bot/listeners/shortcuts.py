@@ -7,10 +7,10 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.blocks.modals import IntakeMetadata, intake_modal
 from bot.context import swarm_of
 from bot.ids import Callback
 from bot.listeners.errors import guarded
-from bot.views import IntakeMetadata, intake_modal
 
 
 def file_case(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:

@@ -10,10 +10,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.blocks.modals import case_metadata_of, field_values, intake_modal, metadata_of
+from bot.blocks.replies import escalated_text
 from bot.context import swarm_of, team_of
 from bot.ids import CONFIDENTIAL_YES, VALUE, Callback, EscalateField, Field, ResolveField
 from bot.listeners.errors import guarded
-from bot.views import case_metadata_of, escalated_text, field_values, intake_modal, metadata_of
 from workflows import escalation, resolution
 from workflows.errors import DuplicateCase, InvalidCase, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card

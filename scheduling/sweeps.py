@@ -1,0 +1,162 @@
+"""What the scheduled jobs run: SLA timers and the one table of periodic sweeps.
+
+The job store refers to `run_timer` and `run_sweep` by name; they run against the leader's
+`Runtime`, set while this process leads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk import WebClient
+
+from bot.context import Swarm
+from workflows import announcements, escalation, sla
+from workflows.config import SwarmConfig
+from workflows.intake import publish_pending
+
+if TYPE_CHECKING:
+    from scheduling.scheduler import SwarmScheduler
+
+log = logging.getLogger(__name__)
+
+STALE_SWEEP_MAX = timedelta(minutes=5)
+
+
+@dataclass
+class Runtime:
+    """What job bodies need: the services, a Slack client and the leading scheduler."""
+
+    swarm: Swarm
+    client: WebClient
+    scheduler: SwarmScheduler
+
+    def slack(self):  # type: ignore[no-untyped-def]
+        return self.swarm.slack(self.client)
+
+
+_active: Runtime | None = None
+_active_lock = threading.Lock()
+
+
+def _runtime() -> Runtime:
+    with _active_lock:
+        if _active is None:
+            raise RuntimeError("a scheduled job ran in a process that is not the leader")
+        return _active
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Make `runtime` the one job bodies run against (None: this process does not lead)."""
+    global _active
+    with _active_lock:
+        _active = runtime
+
+
+def run_timer(case_id: int, kind: str) -> None:
+    """Job body of an SLA timer (referenced by name from the job store)."""
+    rt = _runtime()
+    sla.fire_timer(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock, case_id, kind)
+
+
+def run_sweep(name: str) -> None:
+    """Job body of a periodic sweep (referenced by name from the job store)."""
+    BY_NAME[name].run(_runtime())
+
+
+# -- the sweeps ------------------------------------------------------------------------------
+def retry_pending_cards(rt: Runtime) -> None:
+    """Post the cards (and filer notes) that Slack did not take earlier."""
+    posted = publish_pending(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    if posted:
+        log.info("posted %d pending case card(s)", posted)
+
+
+def reconcile_timers(rt: Runtime) -> None:
+    """Arm the timers open cases need but the store lacks; drop those no case needs."""
+    rt.scheduler.reconcile()
+
+
+def nudge_stale_swarms(rt: Runtime) -> None:
+    nudged = sla.nudge_stale(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    if nudged:
+        log.info("nudged %d quiet case thread(s)", nudged)
+
+
+def post_digests(rt: Runtime) -> None:
+    sent = sla.send_digests(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    log.info("posted the daily digest to %d swarm channel(s)", sent)
+
+
+def archive_incidents(rt: Runtime) -> None:
+    archived = escalation.archive_resolved_incidents(
+        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
+    )
+    if archived:
+        log.info("archived %d incident channel(s)", archived)
+
+
+def resume_escalations(rt: Runtime) -> None:
+    """Finish escalations Slack stopped half-way (also those of a process that died)."""
+    finished = escalation.resume_interrupted(
+        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
+    )
+    if finished:
+        log.info("finished %d interrupted escalation(s)", finished)
+
+
+def retry_owed_posts(rt: Runtime) -> None:
+    """Send the messages (resolutions, reopen notes) Slack did not take earlier."""
+    sent = announcements.deliver_owed(rt.swarm.uow, rt.slack(), rt.swarm.clock)
+    if sent:
+        log.info("sent %d owed message(s)", sent)
+
+
+# -- when they run ---------------------------------------------------------------------------
+Trigger = Callable[[SwarmConfig], BaseTrigger]
+
+
+def every(**interval: float) -> Trigger:
+    """A fixed interval, whatever the configuration."""
+    seconds = timedelta(**interval).total_seconds()
+    return lambda config: IntervalTrigger(seconds=seconds, timezone=UTC)
+
+
+def stale_check(config: SwarmConfig) -> BaseTrigger:
+    """Often enough to nudge a quiet thread close to `stale_after`, at most every 5 minutes."""
+    stale = min(STALE_SWEEP_MAX, max(timedelta(seconds=1), config.reminders.stale_after / 4))
+    return IntervalTrigger(seconds=stale.total_seconds(), timezone=UTC)
+
+
+def daily_digest(config: SwarmConfig) -> BaseTrigger:
+    return CronTrigger(hour=config.reminders.digest_hour, minute=0, timezone=UTC)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A periodic job: its stable id, its body, when it runs, and whether also at take-over."""
+
+    name: str
+    run: Callable[[Runtime], None]
+    trigger: Trigger
+    at_start: bool = False
+
+
+SWEEPS: tuple[Sweep, ...] = (
+    Sweep("cards:retry", retry_pending_cards, every(seconds=60), at_start=True),
+    Sweep("sla:reconcile", reconcile_timers, every(minutes=5)),
+    Sweep("sla:stale", nudge_stale_swarms, stale_check),
+    Sweep("digest:daily", post_digests, daily_digest),
+    Sweep("incidents:archive", archive_incidents, every(minutes=15)),
+    Sweep("escalations:resume", resume_escalations, every(seconds=60), at_start=True),
+    Sweep("posts:retry", retry_owed_posts, every(seconds=60), at_start=True),
+)
+BY_NAME = {sweep.name: sweep for sweep in SWEEPS}
