@@ -7,7 +7,7 @@ same on SQLite and PostgreSQL. Nothing here loads cases into Python.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -96,7 +97,7 @@ class Window:
         return and_(lower, column < self.end)
 
 
-# Counters of one window, summed per topic: the figures are ratios and means of these.
+# Counters of one window and topic: the figures are ratios and means of these.
 COUNTERS = (
     "filed",
     "filed_escalated",
@@ -120,13 +121,25 @@ class Queue:
     oldest: datetime | None
 
 
+@dataclass
+class Tally:
+    """What one pass over cases found: per (window, topic) counters and medians, and the
+    median of each window over all topics (topic ALL)."""
+
+    counters: dict[tuple[int, str], dict[str, int]]
+    medians: dict[tuple[str, int, str], float]
+
+
 class MetricsRepository:
     """Aggregates over cases, their timelines and their messages."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    # -- selection ---------------------------------------------------------------------------
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
     @staticmethod
     def _of(team_id: str, topics: Sequence[str] | None) -> list[ColumnElement[bool]]:
         where = [Case.team_id == team_id]
@@ -134,168 +147,180 @@ class MetricsRepository:
             where.append(Case.topic_key.in_(list(topics)))
         return where
 
-    @staticmethod
-    def _touched(windows: Sequence[Window]) -> list[ColumnElement[bool]]:
-        """Cases with anything counted in the windows (all cases when one has no start)."""
-        starts = [w.start for w in windows]
-        if any(start is None for start in starts):
-            return []
-        since = min(s for s in starts if s is not None)
-        return [
-            or_(
-                Case.created_at >= since,
-                Case.first_response_at >= since,
-                Case.resolved_at >= since,
-                Case.escalated_at >= since,
-            )
-        ]
-
-    # -- counters ----------------------------------------------------------------------------
-    def counters(
+    # -- counters and medians ----------------------------------------------------------------
+    def tally(
         self, *, team_id: str, topics: Sequence[str] | None, windows: Sequence[Window]
-    ) -> list[dict[str, dict[str, int]]]:
-        """For each window, per topic: the COUNTERS (cases filed, sums of durations, ...)."""
+    ) -> Tally:
+        """Counters of consecutive windows (the latest first) per topic; medians of each
+        window over all topics, and of the latest per topic.
 
-        def count(condition: ColumnElement[bool]) -> Any:
-            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+        One pass per moment of a case's life — filed, first response, resolution,
+        escalation — each reading only the cases whose moment falls in the windows (an index
+        range), so a 90-day question never reads the year before it.
+        """
+        of = self._of(team_id, topics)
+        tally = Tally({}, {})
 
-        def total(condition: ColumnElement[bool], value: Any) -> Any:
-            return func.coalesce(func.sum(case((condition, value), else_=None)), 0)
+        def add(i: int, topic: str, name: str, value: Any) -> None:
+            counters = tally.counters.setdefault((i, topic), dict.fromkeys(COUNTERS, 0))
+            counters[name] += int(value or 0)
 
+        for i, topic, n, escalated in self._pass(
+            Case.created_at, windows, of, flags=[Case.escalated_at.is_not(None)]
+        ):
+            add(i, topic, "filed", n)
+            add(i, topic, "filed_escalated", escalated)
+        for i, topic, n in self._pass(Case.escalated_at, windows, of):
+            add(i, topic, "escalations", n)
         response = micros(Case.first_response_at, Case.created_at)
+        for i, topic, n, total in self._pass(
+            Case.first_response_at, windows, of, value=response, median=("response", tally)
+        ):
+            add(i, topic, "responded", n)
+            add(i, topic, "response_us", total)
         resolution = micros(Case.resolved_at, Case.created_at)
-        columns: list[Any] = [Case.topic_key]
-        for i, window in enumerate(windows):
-            filed = window.holds(Case.created_at)
-            responded = window.holds(Case.first_response_at)
-            resolved = and_(Case.status == CaseStatus.RESOLVED, window.holds(Case.resolved_at))
-            columns += [
-                count(filed).label(f"w{i}_filed"),
-                count(and_(filed, Case.escalated_at.is_not(None))).label(f"w{i}_filed_escalated"),
-                count(window.holds(Case.escalated_at)).label(f"w{i}_escalations"),
-                count(responded).label(f"w{i}_responded"),
-                total(responded, response).label(f"w{i}_response_us"),
-                count(resolved).label(f"w{i}_resolved"),
-                total(resolved, resolution).label(f"w{i}_resolution_us"),
-                count(and_(resolved, utc_day(Case.resolved_at) == utc_day(Case.created_at))).label(
-                    f"w{i}_same_day"
-                ),
-                count(and_(resolved, Case.resolution_due.is_not(None))).label(
-                    f"w{i}_with_deadline"
-                ),
-                count(and_(resolved, Case.resolved_at <= Case.resolution_due)).label(
-                    f"w{i}_within_sla"
-                ),
-                count(and_(resolved, Case.escalated_at.is_(None))).label(f"w{i}_first_swarm"),
-            ]
-        query = (
-            select(*columns)
-            .where(*self._of(team_id, topics), *self._touched(windows))
-            .group_by(Case.topic_key)
-        )
-        out: list[dict[str, dict[str, int]]] = [{} for _ in windows]
-        for row in self.session.execute(query).mappings():
-            for i in range(len(windows)):
-                out[i][row["topic_key"]] = {k: int(row[f"w{i}_{k}"]) for k in COUNTERS}
-        return out
+        flags = [
+            utc_day(Case.resolved_at) == utc_day(Case.created_at),
+            Case.resolution_due.is_not(None),
+            Case.resolved_at <= Case.resolution_due,
+            Case.escalated_at.is_(None),
+        ]
+        for i, topic, n, total, same_day, deadline, within, first in self._pass(
+            Case.resolved_at,
+            windows,
+            of,
+            value=resolution,
+            flags=flags,
+            median=("resolution", tally),
+        ):
+            add(i, topic, "resolved", n)
+            add(i, topic, "resolution_us", total)
+            add(i, topic, "same_day", same_day)
+            add(i, topic, "with_deadline", deadline)
+            add(i, topic, "within_sla", within)
+            add(i, topic, "first_swarm", first)
+        return tally
 
-    # -- medians -----------------------------------------------------------------------------
-    def medians(
+    def _pass(
         self,
-        *,
-        team_id: str,
-        topics: Sequence[str] | None,
+        column: Any,
         windows: Sequence[Window],
-    ) -> dict[tuple[str, int, str], float]:
-        """Median microseconds to first response ("response") and to resolution
-        ("resolution") of each window, per topic and over all (topic ALL): {(what, window,
-        topic): value}. A cohort with no case has no entry."""
-        cohorts: dict[tuple[str, int], tuple[Any, ColumnElement[bool]]] = {}
-        for i, window in enumerate(windows):
-            cohorts[("response", i)] = (
-                micros(Case.first_response_at, Case.created_at),
-                window.holds(Case.first_response_at),
-            )
-            cohorts[("resolution", i)] = (
-                micros(Case.resolved_at, Case.created_at),
-                and_(Case.status == CaseStatus.RESOLVED, window.holds(Case.resolved_at)),
-            )
-        where = [*self._of(team_id, topics), *self._touched(windows)]
-        if self.session.get_bind().dialect.name == "postgresql":
-            return self._medians_postgresql(cohorts, where)
-        return self._medians_window(cohorts, where)
-
-    def _medians_postgresql(
-        self,
-        cohorts: Mapping[tuple[str, int], tuple[Any, ColumnElement[bool]]],
         where: list[ColumnElement[bool]],
-    ) -> dict[tuple[str, int, str], float]:
-        keys = list(cohorts)
-        aggregates = [
-            func.percentile_cont(0.5).within_group(value).filter(condition).label(f"m{n}")
-            for n, (value, condition) in enumerate(cohorts.values())
-        ]
-        out: dict[tuple[str, int, str], float] = {}
-        by_topic = select(Case.topic_key, *aggregates).where(*where).group_by(Case.topic_key)
-        overall = select(literal(ALL).label("topic_key"), *aggregates).where(*where)
-        for query in (by_topic, overall):
-            for row in self.session.execute(query).mappings():
-                for n, (what, i) in enumerate(keys):
-                    if row[f"m{n}"] is not None:
-                        out[(what, i, row["topic_key"])] = float(row[f"m{n}"])
-        return out
-
-    def _medians_window(
-        self,
-        cohorts: Mapping[tuple[str, int], tuple[Any, ColumnElement[bool]]],
-        where: list[ColumnElement[bool]],
-    ) -> dict[tuple[str, int, str], float]:
-        # Number each cohort's values in order; the median is the mean of the middle one
-        # (odd count) or two (even count): positions (n + 1) / 2 and (n + 2) / 2.
-        parts = [
-            select(
-                literal(f"{what}:{i}").label("cohort"),
-                Case.topic_key.label("topic"),
-                value.label("x"),
-            ).where(*where, condition)
-            for (what, i), (value, condition) in cohorts.items()
-        ]
-        values = union_all(*parts).subquery("cohort_values")
-        out: dict[tuple[str, int, str], float] = {}
-        for grouped in (True, False):
-            partition = [values.c.cohort, values.c.topic] if grouped else [values.c.cohort]
-            ranked = select(
-                values.c.cohort,
-                values.c.topic,
-                values.c.x,
-                func.row_number().over(partition_by=partition, order_by=values.c.x).label("rn"),
-                func.count().over(partition_by=partition).label("n"),
-            ).subquery("ranked")
-            group = [ranked.c.cohort, ranked.c.topic] if grouped else [ranked.c.cohort]
-            topic = ranked.c.topic if grouped else literal(ALL)
-            query = (
-                select(ranked.c.cohort, topic.label("topic"), func.avg(ranked.c.x).label("m"))
-                .where(
-                    ranked.c.rn.in_(
-                        [
-                            (ranked.c.n + 1) // 2,
-                            (ranked.c.n + 2) // 2,
-                        ]
-                    )
+        *,
+        value: Any = None,
+        flags: Sequence[ColumnElement[bool]] = (),
+        median: tuple[str, Tally] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows (window, topic, count[, sum of value], *flag counts) of the cases whose
+        `column` falls in one of the windows; with `median`, also record the median of
+        `value` per window and topic and per window."""
+        if len(windows) > 2:
+            raise ValueError("at most two windows: a period and the one before it")
+        latest, earliest = windows[0], windows[-1]
+        in_range = Window(earliest.start, latest.end).holds(column)
+        which: Any = literal(0)
+        if len(windows) == 2:
+            assert latest.start is not None and earliest.end == latest.start
+            which = case((column >= latest.start, 0), else_=1)
+        base = select(
+            Case.topic_key.label("t"),
+            which.label("w"),
+            *([value.label("x")] if value is not None else []),
+            *[case((flag, 1), else_=0).label(f"f{n}") for n, flag in enumerate(flags)],
+        ).where(*where, in_range)
+        cohort = (
+            {
+                i: select(Case.topic_key.label("t"), value.label("x")).where(
+                    *where, window.holds(column)
                 )
-                .group_by(*group)
-            )
-            for cohort, topic_key, median in self.session.execute(query):
-                what, i = cohort.split(":")
-                out[(what, int(i), topic_key)] = float(median)
+                for i, window in enumerate(windows)
+            }
+            if value is not None
+            else {}
+        )
+        if value is None:
+            rows = base.subquery("facts")
+            query = select(
+                rows.c.w,
+                rows.c.t,
+                func.count(),
+                *[func.sum(rows.c[f"f{n}"]) for n in range(len(flags))],
+            ).group_by(rows.c.w, rows.c.t)
+            return [tuple(r) for r in self.session.execute(query)]
+        assert median is not None
+        what, tally = median
+        if self._postgresql:
+            return self._pass_postgresql(base, len(flags), what, tally)
+        return self._pass_sorted(base, cohort, len(flags), what, tally)
+
+    def _pass_postgresql(
+        self, base: Any, flags: int, what: str, tally: Tally
+    ) -> list[tuple[Any, ...]]:
+        rows = base.subquery("facts")
+        query = select(
+            rows.c.w,
+            rows.c.t,
+            func.count(),
+            func.sum(rows.c.x),
+            *[func.sum(rows.c[f"f{n}"]) for n in range(flags)],
+            func.percentile_cont(0.5).within_group(rows.c.x),
+        ).group_by(func.grouping_sets(tuple_(rows.c.w, rows.c.t), tuple_(rows.c.w)))
+        out = []
+        for row in self.session.execute(query):
+            i, topic, *counts, middle = row
+            if topic is None:
+                tally.medians[(what, i, ALL)] = float(middle)
+            else:
+                out.append((i, topic, *counts))
+                if i == 0:  # per topic, only the period itself is shown
+                    tally.medians[(what, i, topic)] = float(middle)
         return out
+
+    def _pass_sorted(
+        self, base: Any, cohort: dict[int, Any], flags: int, what: str, tally: Tally
+    ) -> list[tuple[Any, ...]]:
+        # Counts first; then each median is the middle value (odd count) or the mean of the
+        # two middle values (even count) of the cohort in order: ORDER BY x LIMIT 1 or 2
+        # OFFSET (n - 1) / 2. Measured on SQLite with 50,000 cases a cohort, this is several
+        # times faster than numbering the rows with row_number() over a window.
+        rows = base.subquery("facts")
+        counted = [
+            tuple(r)
+            for r in self.session.execute(
+                select(
+                    rows.c.w,
+                    rows.c.t,
+                    func.count(),
+                    func.sum(rows.c.x),
+                    *[func.sum(rows.c[f"f{n}"]) for n in range(flags)],
+                ).group_by(rows.c.w, rows.c.t)
+            )
+        ]
+        cohorts: dict[tuple[int, str], int] = {}
+        for i, topic, n, *_rest in counted:
+            cohorts[(i, ALL)] = cohorts.get((i, ALL), 0) + n
+            if i == 0:
+                cohorts[(i, topic)] = n
+        for (i, topic), n in cohorts.items():
+            values = cohort[i].subquery("cohort")
+            query = select(values.c.x)
+            if topic != ALL:
+                query = query.where(values.c.t == topic)
+            middle = self.session.scalars(
+                query.order_by(values.c.x).limit(2 - n % 2).offset((n - 1) // 2)
+            ).all()
+            tally.medians[(what, i, topic)] = sum(int(v) for v in middle) / len(middle)
+        return counted
 
     # -- the open queue ----------------------------------------------------------------------
     def open_now(self, *, team_id: str, topics: Sequence[str] | None) -> dict[str, Queue]:
         """Per topic: cases not resolved now (escalated included) and the oldest filing."""
         rows = self.session.execute(
             select(Case.topic_key, func.count(Case.id), func.min(Case.created_at))
-            .where(*self._of(team_id, topics), Case.status != CaseStatus.RESOLVED)
+            .where(
+                *self._of(team_id, topics),
+                Case.status.in_([s for s in CaseStatus if s is not CaseStatus.RESOLVED]),
+            )
             .group_by(Case.topic_key)
         ).all()
         return {topic: Queue(int(n), oldest) for topic, n, oldest in rows}

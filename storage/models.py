@@ -99,6 +99,11 @@ class Case(Base):
         Index("ix_cases_team_status", "team_id", "status"),
         Index("ix_cases_channel_thread", "channel_id", "thread_ts"),
         Index("ix_cases_incident_channel", "incident_channel_id"),
+        # The figures read cases by the moment something happened to them.
+        Index("ix_cases_team_created", "team_id", "created_at"),
+        Index("ix_cases_team_first_response", "team_id", "first_response_at"),
+        Index("ix_cases_team_resolved", "team_id", "resolved_at"),
+        Index("ix_cases_team_escalated", "team_id", "escalated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -195,7 +200,10 @@ class CaseEvent(Base):
     """One entry of a case's append-only timeline."""
 
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_case_at", "case_id", "at"),)
+    __table_args__ = (
+        Index("ix_case_events_case_at", "case_id", "at"),
+        Index("ix_case_events_kind_at", "kind", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
@@ -214,6 +222,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "ts"),
         Index("ix_messages_case", "case_id", "ts"),
+        Index("ix_messages_team_posted", "team_id", "posted_at", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -244,8 +244,7 @@ def report(
     window, previous = windows_of(period, until or clock.now())
     windows = [window] if previous is None else [window, previous]
     with uow_factory() as uow:
-        counters = uow.metrics.counters(team_id=team_id, topics=topics, windows=windows)
-        medians = uow.metrics.medians(team_id=team_id, topics=topics, windows=windows)
+        tally = uow.metrics.tally(team_id=team_id, topics=topics, windows=windows)
         queue_now = (
             uow.metrics.open_now(team_id=team_id, topics=topics)
             if until is None
@@ -263,7 +262,11 @@ def report(
         )
 
     def medians_of(i: int, key: str) -> dict[str, float]:
-        return {what: v for (what, w, t), v in medians.items() if w == i and t == key}
+        return {what: v for (what, w, t), v in tally.medians.items() if w == i and t == key}
+
+    counters: list[dict[str, dict[str, int]]] = [{} for _ in windows]
+    for (i, key), values in tally.counters.items():
+        counters[i][key] = values
 
     keys = [topic] if topic is not None else [t.key for t in config.topics]
     seen = {k for c in counters for k in c} | set(queue_now)
