@@ -248,6 +248,17 @@ class WebSlack:
 
         return self.admins.get(user_id, load)
 
+    def user_by_email(self, email: str) -> str | None:
+        try:
+            user = self._call(
+                "a user lookup", lambda: self.client.users_lookupByEmail(email=email)
+            )["user"]
+        except SlackApiError as exc:
+            if exc.response.get("error") == "users_not_found":
+                return None
+            raise
+        return None if user.get("deleted") else user["id"]
+
     def can_read(self, user_id: str, channel_id: str) -> bool:
         def private() -> bool:
             try:

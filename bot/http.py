@@ -27,6 +27,7 @@ TIMESTAMP = re.compile(r"[0-9]{1,12}")
 SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class SlackHTTP:
@@ -39,18 +40,26 @@ class SlackHTTP:
     """
 
     def __init__(
-        self, app: App, signing_secret: str, uow: UnitOfWorkFactory | None = None, path: str = PATH
+        self,
+        app: App,
+        signing_secret: str,
+        uow: UnitOfWorkFactory | None = None,
+        path: str = PATH,
+        hooks: dict[str, WSGIApp] | None = None,
     ) -> None:
         self.app = app
         self.secret = signing_secret.encode("utf-8")
         self.uow = uow
         self.path = path
+        self.hooks = hooks or {}  # other senders' webhooks, each verifying its own signature
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
         if path == "/healthz" and method == "GET":
             return self._health(start_response)
+        if path in self.hooks:
+            return self.hooks[path](environ, start_response)
         if path != self.path:
             return _reply(start_response, 404, "not found")
         if method != "POST":

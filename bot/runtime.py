@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import redaction
 from bot.app import create_app
 from bot.context import Swarm
+from bot.hooks import PATH, case_hook
 from bot.http import SlackHTTP
 from bot.settings import Settings
 from storage.db import create_db_engine, session_factory
@@ -51,5 +52,6 @@ def build_http(
     """The Bolt app and the WSGI application serving it."""
     app = create_app(swarm, client=client, executor=executor)
     secret = swarm.settings.slack_signing_secret
-    http = SlackHTTP(app, secret.get_secret_value() if secret else "", uow=swarm.uow)
+    hooks = {PATH: case_hook(swarm, app.client)}
+    http = SlackHTTP(app, secret.get_secret_value() if secret else "", uow=swarm.uow, hooks=hooks)
     return app, http

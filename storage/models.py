@@ -116,6 +116,8 @@ class Case(Base):
     topic_key: Mapped[str] = mapped_column(String(64))
     region: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"))
+    # "" when a ticketing system filed it for no one in this workspace (SQLite cannot drop a
+    # NOT NULL without rebuilding the table, which would take the search triggers with it).
     filer_id: Mapped[str] = mapped_column(String(32))
     assignee_id: Mapped[str | None] = mapped_column(String(32))
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -126,7 +128,8 @@ class Case(Base):
     source_channel_id: Mapped[str | None] = mapped_column(String(32))
     source_ts: Mapped[str | None] = mapped_column(String(32))
     source_permalink: Mapped[str | None] = mapped_column(String(1024))
-    # The modal submission that created the case: a retried submission finds it again.
+    # The submission that created the case (a modal's view id, or "step:" and a Workflow
+    # Builder execution id): a retried submission finds it again.
     intake_view_id: Mapped[str | None] = mapped_column(String(64))
 
     # The card: the routed swarm channel and the card's ts (= the case thread).

@@ -261,11 +261,21 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+def bot_settings() -> dict[str, Any]:
+    """Settings of the bot under test beyond the defaults (a test module may override this)."""
+    return {}
+
+
+@pytest.fixture
 def bot(
-    fake: FakeSlack, db_url: str, config: SwarmConfig, clock: FakeClock
+    fake: FakeSlack,
+    db_url: str,
+    config: SwarmConfig,
+    clock: FakeClock,
+    bot_settings: dict[str, Any],
 ) -> Iterator[RunningBot]:
     """The whole app behind HTTP, talking to the fake Slack through the real WebClient."""
-    swarm = build_swarm(settings_for(fake, db_url), config=config, clock=clock)
+    swarm = build_swarm(settings_for(fake, db_url, **bot_settings), config=config, clock=clock)
     executor = TrackingExecutor()
     _app, http = build_http(swarm, executor=executor)
     server = make_server(

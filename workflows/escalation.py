@@ -512,7 +512,7 @@ def summary_text(card: CaseCard, severity: int, reason: str, user_id: str) -> st
         f":rotating_light: *Case {_case_ref(card)} — sev{severity}*: {escape(card.summary)}",
         f"Urgency {card.urgency.value} · {escape(card.topic_label)}"
         + (f" · {escape(card.region)}" if card.region else "")
-        + f" · filed by <@{card.filer_id}>"
+        + (f" · filed by <@{card.filer_id}>" if card.filer_id else " · from the ticketing system")
         + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else ""),
         f"Escalated by <@{user_id}>" + (f": {escape(reason)}" if reason else ""),
     ]

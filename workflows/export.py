@@ -63,7 +63,7 @@ def case_record(
                 "region": case.region,
                 "status": case.status.value,
                 "severity": case.severity,
-                "filer": case.filer_id,
+                "filer": case.filer_id or None,
                 "assignee": case.assignee_id,
                 "channel": case.channel_id,
                 "thread_ts": case.thread_ts,

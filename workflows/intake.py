@@ -34,7 +34,7 @@ class CaseDraft:
     """What the intake modal submitted."""
 
     team_id: str
-    filer_id: str
+    filer_id: str  # "": filed by a ticketing system for no one in this workspace
     case_number: str
     urgency: str
     topic_key: str
@@ -144,9 +144,10 @@ def file_case(
             if earlier is not None:
                 return earlier
             raise
-        uow.cases.add_participant(
-            case=case, user_id=draft.filer_id, role=ParticipantRole.FILER, at=now
-        )
+        if draft.filer_id:
+            uow.cases.add_participant(
+                case=case, user_id=draft.filer_id, role=ParticipantRole.FILER, at=now
+            )
         uow.cases.add_event(
             case=case,
             kind="filed",
@@ -243,6 +244,10 @@ def notify_filer(
     with uow_factory() as uow:
         case = uow.cases.get(case_id)
         if case is None or case.thread_ts is None or case.filer_notified_at is not None:
+            return
+        if not case.filer_id:  # no one in Slack to tell
+            case.filer_notified_at = clock.now()
+            uow.commit()
             return
         link = case.permalink or f"<#{case.channel_id}>"
         text = f"Case {escape(case.case_number)} is in <#{case.channel_id}>: {link}"

@@ -28,7 +28,7 @@ class CaseCard:
     topic_label: str
     region: str
     status: CaseStatus
-    filer_id: str
+    filer_id: str  # "" when no one in Slack filed it
     assignee_id: str | None
     channel_id: str
     thread_ts: str | None
@@ -116,6 +116,10 @@ class SlackGateway(Protocol):
 
     def is_workspace_admin(self, user_id: str) -> bool:
         """Whether Slack says this user is a workspace admin or owner."""
+        ...
+
+    def user_by_email(self, email: str) -> str | None:
+        """The id of the workspace member with this email, or None when there is none."""
         ...
 
     def can_read(self, user_id: str, channel_id: str) -> bool:

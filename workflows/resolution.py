@@ -176,7 +176,7 @@ def resolve(
                     text=f"{text}\nThis channel will be archived in {_human(after)}.",
                 )
             )
-        if case.filer_id != user_id:
+        if case.filer_id and case.filer_id != user_id:
             link = case.permalink or f"<#{case.channel_id}>"
             owed.append(
                 uow.cases.owe_post(

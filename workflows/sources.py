@@ -6,13 +6,19 @@ does: same validation, same card, same idempotency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
 
 from storage.uow import UnitOfWorkFactory
+from workflows import tickets
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
-from workflows.intake import CaseDraft, file_case, publish_card
+from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
+from workflows.intake import CaseDraft, file_case, publish_card, validate
 from workflows.ports import SlackGateway, Timers
+
+log = logging.getLogger(__name__)
 
 # A Workflow Builder execution id in place of a modal's view id: a redelivered
 # function_executed event finds the case its first delivery filed.
@@ -60,3 +66,58 @@ def landed(
             thread_permalink=case.permalink,
             created=created,
         )
+
+
+def file_from_ticket(
+    uow_factory: UnitOfWorkFactory,
+    config: SwarmConfig,
+    slack: SlackGateway,
+    clock: Clock,
+    timers: Timers,
+    *,
+    team_id: str,
+    payload: Any,
+) -> Landed:
+    """File a case a ticketing system sent; a number already filed returns that case.
+
+    InvalidCase carries every field error. The filer is the workspace member with
+    `filer_email`; without one (or while Slack cannot say), the case has no Slack filer.
+    """
+    fields, errors = tickets.case_fields(payload)
+    if "body" in errors:
+        raise InvalidCase(errors)
+    draft = CaseDraft(
+        team_id=team_id,
+        filer_id="",
+        case_number=fields.get("case_number", ""),
+        urgency=fields.get("urgency", ""),
+        topic_key=fields.get("topic", ""),
+        region=fields.get("region", ""),
+        summary=fields.get("summary", ""),
+        details=fields.get("details", ""),
+        customer=fields.get("customer", ""),
+    )
+    errors = {**validate(draft, config), **errors}
+    if errors:
+        raise InvalidCase(errors)
+    earlier = _filed(uow_factory, team_id, draft.case_number)
+    if earlier is not None:  # a redelivery: the sender gets what it got the first time
+        return landed(uow_factory, config, earlier, created=False)
+    email = fields.get("filer_email")
+    if email:
+        try:
+            draft = replace(draft, filer_id=slack.user_by_email(email) or "")
+        except SlackUnavailable as exc:
+            log.warning("case %s: filer not looked up (%s); filed without", draft.case_number, exc)
+    try:
+        return file_and_post(uow_factory, config, slack, clock, timers, draft)
+    except DuplicateCase:  # the same case, sent twice at once
+        earlier = _filed(uow_factory, team_id, draft.case_number)
+        assert earlier is not None
+        return landed(uow_factory, config, earlier, created=False)
+
+
+def _filed(uow_factory: UnitOfWorkFactory, team_id: str, case_number: str) -> int | None:
+    with uow_factory() as uow:
+        case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
+        return case.id if case is not None else None

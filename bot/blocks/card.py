@@ -42,6 +42,11 @@ STATUS_LABEL = {
 }
 
 
+def filer(card: CaseCard) -> str:
+    """Who filed the case: a mention, or the ticketing system when no one in Slack did."""
+    return f"<@{card.filer_id}>" if card.filer_id else "the ticketing system"
+
+
 def case_link(card: CaseCard) -> str:
     """The case number, linked to the support system when a URL template is set."""
     number = escape(card.case_number)
@@ -67,7 +72,7 @@ def case_card(card: CaseCard) -> list[Block]:
         f"*Urgency*\n{URGENCY_ICON[card.urgency]} {card.urgency.value.title()}",
         f"*Topic*\n{topic}",
         f"*Status*\n{status}",
-        f"*Filed by*\n<@{card.filer_id}>",
+        f"*Filed by*\n{filer(card)}",
         "*Assignee*\n" + (f"<@{card.assignee_id}>" if card.assignee_id else "_unassigned_"),
     ]
     if card.customer:

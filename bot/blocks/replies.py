@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.blocks.card import STATUS_LABEL, URGENCY_ICON, case_link
+from bot.blocks.card import STATUS_LABEL, URGENCY_ICON, case_link, filer
 from bot.blocks.elements import CONTEXT_TEXT_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
 from bot.ids import Action
 from storage.search import END_MARK, MARK
@@ -87,7 +87,7 @@ def case_status(card: CaseCard, now: datetime) -> str:
         f"{URGENCY_ICON[card.urgency]} {card.urgency.value} · {escape(card.topic_label)}"
         + (f" · {escape(card.region)}" if card.region else "")
         + f" · {STATUS_LABEL[card.status]}",
-        f"Filed by <@{card.filer_id}> {waited(card.created_at, now)} ago"
+        f"Filed by {filer(card)} {waited(card.created_at, now)} ago"
         + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else " · unassigned"),
     ]
     if card.permalink:
