@@ -18,7 +18,12 @@ from workflows.config import ConfigError, SwarmConfig, load_config
 
 log = logging.getLogger("swarm")
 
-SECRET_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+SECRET_VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SWARM_WEBHOOK_SECRET",
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from storage.models import Case, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.test_intake import fake_client, file
+from tests.scenario import cards, fake_client, file
 from workflows import signing
 from workflows.intake import publish_pending
 from workflows.tickets import case_fields, urgency_of
@@ -72,10 +72,6 @@ def post(
 def cases(bot: RunningBot) -> list[Case]:
     with bot.uow() as uow:
         return list(uow.session.scalars(select(Case).order_by(Case.id)))
-
-
-def cards(fake: FakeSlack, channel: str) -> list[dict]:
-    return [m for m in fake.messages(channel) if m.get("blocks") and not m.get("thread_ts")]
 
 
 def test_a_signed_ticket_files_a_case_and_answers_with_its_thread(

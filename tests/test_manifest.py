@@ -45,6 +45,8 @@ SCOPES_BY_METHOD = {
     "views_open": set(),
     "views_update": set(),
     "views_publish": set(),
+    # Not a Web API method: the Socket Mode client acknowledging an envelope.
+    "send_socket_mode_response": set(),
 }
 EVENT_SCOPES = {
     "message.channels": {"channels:history"},
