@@ -14,7 +14,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import redaction
 from bot.settings import Settings, SettingsError, load_settings
-from workflows.config import ConfigError, SwarmConfig, load_config
+from workflows.config import (
+    ConfigError,
+    SwarmConfig,
+    config_warnings,
+    load_config,
+    parse_config,
+    read_config_text,
+)
 
 log = logging.getLogger("swarm")
 
@@ -28,7 +35,7 @@ SECRET_VARIABLES = (
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr (secrets redacted), then exit."""
-    click.echo(f"swarmbot: {redaction.redact(message)}", err=True)
+    click.echo(f"swarmbot: {redaction.redact(' '.join(message.split()))}", err=True)
     sys.exit(code)
 
 
@@ -41,15 +48,46 @@ def settings_or_exit() -> Settings:
 
 def config_or_exit(path: Path) -> SwarmConfig:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         click.echo(f"swarmbot: {exc.source} has {len(exc.problems)} problem(s):", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(2)
+    for warning in config_warnings(read_config_text(path), config):
+        log.warning("%s: %s", path, warning)
+    return config
+
+
+def database_or_exit(settings: Settings) -> None:
+    """Exit with one line unless DATABASE_URL is an existing, migrated database.
+
+    For commands that only read or update: they must never create a database on a mistyped
+    URL, nor fail with a traceback on one that was never migrated.
+    """
+    from storage.db import DatabaseUnusable, create_db_engine, require_existing
+    from storage.migrate import require_migrated
+
+    try:
+        require_existing(settings.database_url)
+        engine = create_db_engine(settings.database_url)
+        try:
+            require_migrated(engine)
+        finally:
+            engine.dispose()
+    except DatabaseUnusable as exc:
+        fail(f"DATABASE_URL: {exc}")
+    except Exception as exc:  # an unreachable database is an operator problem, not a bug
+        fail(f"DATABASE_URL: cannot open the database ({_why(exc)})")
+
+
+def _why(error: BaseException) -> str:
+    """The kind and first line of an error, for a one-line message."""
+    return f"{type(error).__name__}: {next(iter(str(error).strip().splitlines()), '')}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="swarmbot", prog_name="swarmbot")
 def main() -> None:
     """Swarm: Slack-native case swarming."""
     redaction.install(os.environ.get(name) for name in SECRET_VARIABLES)
@@ -80,7 +118,7 @@ def run() -> None:
 
         ensure_job_table(engine)  # once here, before several workers start their schedulers
     except Exception as exc:  # an unreachable database is an operator problem, not a bug
-        fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
+        fail(f"DATABASE_URL: cannot migrate the database ({_why(exc)})")
     engine.dispose()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = web_client(token, settings.slack_api_url)
@@ -153,7 +191,7 @@ def migrate() -> None:
     try:
         upgrade(engine)
     except Exception as exc:
-        fail(f"DATABASE_URL: cannot migrate the database ({type(exc).__name__}: {exc})")
+        fail(f"DATABASE_URL: cannot migrate the database ({_why(exc)})")
     click.echo(f"database is at revision {current_revision(engine)}")
 
 
@@ -165,11 +203,12 @@ def jobs(limit: int) -> None:
     from storage.db import create_db_engine
 
     settings = settings_or_exit()
+    database_or_exit(settings)
     engine = create_db_engine(settings.database_url)
     try:
         rows, total = pending_jobs(engine, limit=limit or None)
     except Exception as exc:  # an unreachable database is an operator problem, not a bug
-        fail(f"DATABASE_URL: cannot read the scheduled jobs ({type(exc).__name__}: {exc})")
+        fail(f"DATABASE_URL: cannot read the scheduled jobs ({_why(exc)})")
     finally:
         engine.dispose()
     if not rows:
@@ -211,6 +250,7 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
 
     settings = settings_or_exit()
     config = config_or_exit(settings.swarm_config)
+    database_or_exit(settings)
     swarm = build_swarm(settings, config=config)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     if not token:
@@ -222,7 +262,7 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
     try:
         case_ids = backfill.cases_to_reindex(swarm.uow, selection)
     except Exception as exc:
-        fail(f"DATABASE_URL: cannot read the cases ({type(exc).__name__}: {exc})")
+        fail(f"DATABASE_URL: cannot read the cases ({_why(exc)})")
     checkpoint = backfill.Checkpoint.load(None if fresh else state, selection.key)
     if fresh:
         checkpoint.path = state
@@ -259,6 +299,7 @@ def export(case_number: str, fmt: str, team: str | None, output: Path | None) ->
 
     settings = settings_or_exit()
     config = config_or_exit(settings.swarm_config)
+    database_or_exit(settings)
     swarm = build_swarm(settings, config=config)
     try:
         record = case_record(swarm.uow, config, case_number=case_number, team_id=team)
@@ -305,6 +346,7 @@ def stats(
 
     settings = settings_or_exit()
     config = config_or_exit(settings.swarm_config)
+    database_or_exit(settings)
     swarm = build_swarm(settings, config=config)
     try:
         team_id = team or _only_team(swarm)
@@ -345,13 +387,18 @@ def check_config(path: Path | None) -> None:
     if path is None:
         path = settings_or_exit().swarm_config
     try:
-        config = load_config(path)
+        text = read_config_text(path)
+        config = parse_config(text, str(path))
     except ConfigError as exc:
         click.echo(f"{exc.source}: {len(exc.problems)} problem(s)")
         for problem in exc.problems:
             click.echo(f"  {problem}")
         sys.exit(1)
-    click.echo(f"{path}: ok ({len(config.topics)} topic(s))")
+    warnings = config_warnings(text, config)
+    for warning in warnings:
+        click.echo(f"  warning: {warning}")
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
+    click.echo(f"{path}: ok ({len(config.topics)} topic(s){noted})")
 
 
 @main.command("archive-incidents")
@@ -362,11 +409,12 @@ def archive_incidents() -> None:
     from workflows.escalation import archive_resolved_incidents
 
     settings = settings_or_exit()
-    configure_logging(settings.log_level, settings.secrets)
     config = config_or_exit(settings.swarm_config)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     if not token:
         fail("SLACK_BOT_TOKEN: required to archive incident channels")
+    database_or_exit(settings)
+    configure_logging(settings.log_level, settings.secrets)
     swarm = build_swarm(settings, config=config)
     slack = WebSlack(web_client(token, settings.slack_api_url), AdminCache())
     count = archive_resolved_incidents(swarm.uow, swarm.config, slack, swarm.clock)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.db import DatabaseUnusable, check_url
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DESCRIPTIONS = {
     "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from OAuth & Permissions",
@@ -34,6 +39,22 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=2, ge=1, le=64)
     log_level: str = "INFO"
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, value: str) -> str:
+        try:
+            check_url(value)
+        except DatabaseUnusable as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return value.strip().upper()
+
     @field_validator(
         "slack_bot_token",
         "slack_signing_secret",
@@ -48,7 +69,12 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """The secret values, to keep out of every log line."""
-        values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        values = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.swarm_webhook_secret,
+        )
         return [v.get_secret_value() for v in values if v is not None]
 
     @property
@@ -87,5 +113,17 @@ def load_settings() -> Settings:
         lines = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "environment"
-            lines.append(f"{name}: {error['msg']}")
+            lines.append(f"{name}: {_wording(error)}")
         raise SettingsError("; ".join(lines)) from None
+
+
+def _wording(error: Any) -> str:
+    """A pydantic error about an environment variable, in plain words."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "should be a whole number"
+    if kind == "greater_than_equal":
+        return f"should be at least {context['ge']}"
+    if kind == "less_than_equal":
+        return f"should be at most {context['le']}"
+    return str(error["msg"]).removeprefix("Value error, ")

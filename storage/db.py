@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+# Backends and the drivers installed for them (the first is used when none is named).
+DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+
+
+class DatabaseUnusable(Exception):
+    """DATABASE_URL cannot be used; the message says why in one line (no password in it)."""
+
+
+def check_url(url: str) -> None:
+    """DatabaseUnusable unless `url` names a supported backend with an installed driver."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise DatabaseUnusable(
+            "not a database URL; use sqlite:///swarm.db or postgresql://user:password@host/db"
+        ) from None
+    backend = "postgresql" if parsed.drivername == "postgres" else parsed.get_backend_name()
+    if backend not in DRIVERS:
+        raise DatabaseUnusable(
+            f"{backend!r} databases are not supported; use sqlite:///... or postgresql://..."
+        )
+    driver = parsed.drivername.partition("+")[2]
+    if driver and driver not in DRIVERS[backend]:
+        raise DatabaseUnusable(
+            f"the {driver!r} driver is not installed; use {backend}:// "
+            f"({DRIVERS[backend][0]} is used)"
+        )
+
+
+def require_existing(url: str) -> None:
+    """DatabaseUnusable when `url` is an SQLite file that does not exist (nothing is created)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not Path(database).is_file():
+        raise DatabaseUnusable(
+            f"no database at {database} (a mistyped path? `swarmbot migrate` creates one)"
+        )
 
 
 def normalise_url(url: str) -> str:

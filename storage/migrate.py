@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 import migrations
-from storage.db import normalise_url
+from storage.db import DatabaseUnusable, normalise_url
 
 # Tables created by libraries (the scheduler's job store), not by our migrations.
 FOREIGN_TABLES = ("apscheduler_jobs",)
@@ -38,6 +38,18 @@ def current_revision(engine: Engine) -> str | None:
     """The revision the database is at."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_migrated(engine: Engine) -> None:
+    """DatabaseUnusable unless the database is at the code's revision."""
+    current, head = current_revision(engine), head_revision()
+    if current is None:
+        raise DatabaseUnusable("the database has no tables yet: run `swarmbot migrate` first")
+    if current != head:
+        raise DatabaseUnusable(
+            f"the database is at revision {current}, the code needs {head}: "
+            "run `swarmbot migrate` first"
+        )
 
 
 def head_revision() -> str | None:

@@ -28,11 +28,11 @@ from bot.http import MAX_BODY
 from bot.runtime import build_swarm
 from bot.server import CheckedSocketModeHandler
 from storage.models import Base, Case
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, RunningBot, settings_for
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEST_CONFIG, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
 from tests.scenario import GOOD, open_modal
 from tests.slackdriver import PAYLOADS, Reply, payload
-from workflows.config import SwarmConfig
+from workflows.config import SwarmConfig, parse_config
 
 SECRETS = (SIGNING_SECRET, BOT_TOKEN)
 
@@ -543,3 +543,33 @@ def test_socket_mode_refuses_unknown_envelope_types(
     handler.handle(client, SocketModeRequest(type="hello", envelope_id="e-3", payload={"x": 1}))
     assert client.sent == [{"envelope_id": "e-3"}]
     assert_quiet_log(log)
+
+
+# -- case numbers --------------------------------------------------------------------------------
+def test_an_unanchored_pattern_still_matches_the_whole_case_number(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    """`'\\d{5}'` once let `12345><!channel>` through intake, and the card pinged the channel."""
+    bot.swarm.config = parse_config(
+        TEST_CONFIG.replace("number_pattern: '^\\d{3,10}$'", "number_pattern: '\\d{5}'")
+    )
+    assert bot.swarm.config.case.number_pattern == "\\d{5}"
+    for number in ("12345><!channel>", "<!channel>12345", "123456", "12345 6", "x12345"):
+        view = open_modal(bot, fake)
+        reply = bot.driver.submit(view, {**GOOD, "case_number": number})
+        assert reply.status == 200 and "case_number" in reply.json()["errors"], number
+    with bot.uow() as uow:
+        assert uow.session.scalar(select(func.count(Case.id))) == 0
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, {**GOOD, "case_number": "12345"}).body == ""
+    with bot.uow() as uow:
+        assert uow.session.scalars(select(Case.case_number)).all() == ["12345"]
+
+
+def test_case_links_url_encode_the_number() -> None:
+    rules = parse_config(TEST_CONFIG).case
+    assert rules.case_url("12345") == "https://support.example.com/cases/12345"
+    assert (
+        rules.case_url("1|<!channel>&a=b/c d")
+        == "https://support.example.com/cases/1%7C%3C%21channel%3E%26a%3Db%2Fc%20d"
+    )

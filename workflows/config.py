@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import yaml
 from pydantic import (
@@ -117,7 +118,7 @@ class CaseRules(Strict):
         """The case in the support system, when a template is configured."""
         if not self.url_template:
             return None
-        return self.url_template.replace("{case_number}", case_number)
+        return self.url_template.replace("{case_number}", quote(case_number, safe=""))
 
 
 class Topic(Strict):
@@ -182,11 +183,20 @@ class Reminders(Strict):
 class SwarmConfig(Strict):
     naming: Naming = Naming()
     case: CaseRules = CaseRules()
-    topics: list[Topic] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list, validate_default=True)
     sla: Sla = Sla()
     escalation: Escalation = Escalation()
     reminders: Reminders = Reminders()
     admins: list[UserId] = Field(default_factory=list)
+
+    @field_validator("topics")
+    @classmethod
+    def _some_topics(cls, topics: list[Topic]) -> list[Topic]:
+        if not topics:
+            raise ValueError(
+                "at least one topic is needed: the intake form offers them (see swarm.example.yaml)"
+            )
+        return topics
 
     def topic(self, key: str) -> Topic | None:
         """A topic by key."""
@@ -211,7 +221,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.path or '(top level)'}: {self.message}"
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
 
 
 class ConfigError(Exception):
@@ -258,7 +269,9 @@ def parse_config(text: str, source: str = "swarm.yaml") -> SwarmConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise ConfigError(source, [Problem("", f"not valid YAML: {exc}", line)]) from None
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" (column {mark.column + 1})" if mark else ""
+        raise ConfigError(source, [Problem("", f"not valid YAML: {what}{where}", line)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -271,14 +284,72 @@ def parse_config(text: str, source: str = "swarm.yaml") -> SwarmConfig:
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}"
-            problems.append(Problem(_path(loc), message, _line_of(lines, loc)))
+            if loc and loc[-1] == "[key]":  # a mapping's key: escalation.notify.sev5.[key]
+                loc = loc[:-2]
+            problems.append(Problem(_path(loc), _wording(error), _line_of(lines, loc)))
     problems.extend(_duplicate_topics(data, lines))
     if problems or config is None:
         raise ConfigError(source, problems)
     return config
+
+
+def _wording(error: Any) -> str:
+    """A pydantic error in the words of someone editing YAML."""
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}"
+    if kind == "literal_error":
+        expected = context.get("expected", "").replace("'", "")
+        if loc and loc[-1] == "[key]":
+            return f"unknown key {value!r} (use {expected})"
+        return f"{value!r} is not allowed here (use {expected})"
+    simple = {
+        "missing": "required, but missing",
+        "string_type": "should be text",
+        "list_type": "should be a list ([a, b] or one '- item' per line)",
+        "dict_type": "should be a mapping (key: value)",
+        "model_type": "should be a mapping (key: value)",
+        "model_attributes_type": "should be a mapping (key: value)",
+        "int_type": "should be a whole number",
+        "int_parsing": "should be a whole number",
+        "int_from_float": "should be a whole number",
+        "bool_type": "should be true or false",
+        "bool_parsing": "should be true or false",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{value!r} is too small (at least {context.get('ge', context.get('gt'))})"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{value!r} is too large (at most {context.get('le', context.get('lt'))})"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def unanchored_pattern(pattern: str) -> bool:
+    """Whether a case number pattern lacks ^ and $ (it is always matched in full anyway)."""
+    return not (pattern.startswith(("^", "\\A")) and pattern.endswith(("$", "\\Z", "\\z")))
+
+
+def config_warnings(text: str, config: SwarmConfig) -> list[Problem]:
+    """Things that work but probably are not what was meant."""
+    warnings: list[Problem] = []
+    pattern = config.case.number_pattern
+    if unanchored_pattern(pattern):
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            node = None
+        lines = _lines(node) if node is not None else {}
+        warnings.append(
+            Problem(
+                "case.number_pattern",
+                f"'{pattern}' is not anchored: write '^{pattern.lstrip('^').rstrip('$')}$' "
+                "(case numbers must match it in full, from the first character to the last)",
+                _line_of(lines, ("case", "number_pattern")),
+            )
+        )
+    return warnings
 
 
 def _duplicate_topics(data: dict[str, Any], lines: dict[tuple, int]) -> list[Problem]:
@@ -307,9 +378,21 @@ def _duplicate_topics(data: dict[str, Any], lines: dict[tuple, int]) -> list[Pro
 
 def load_config(path: str | Path) -> SwarmConfig:
     """Read and validate a configuration file."""
+    return parse_config(read_config_text(path), str(path))
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a configuration file; ConfigError saying what to do when it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        message = (
+            "no such file: copy swarm.example.yaml to swarm.yaml and edit it, "
+            "or set SWARM_CONFIG to your configuration file"
+        )
+    except UnicodeDecodeError:
+        message = "cannot read: the file is not UTF-8 text"
     except OSError as exc:
-        raise ConfigError(str(path), [Problem("", f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+        message = f"cannot read: {exc.strerror or exc}"
+    raise ConfigError(str(path), [Problem("", message)]) from None

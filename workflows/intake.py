@@ -64,7 +64,7 @@ def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
     number = draft.case_number.strip()
     if not number:
         errors["case_number"] = "Enter the case number."
-    elif len(number) > CASE_NUMBER_MAX or not re.search(config.case.number_pattern, number):
+    elif len(number) > CASE_NUMBER_MAX or not re.fullmatch(config.case.number_pattern, number):
         errors["case_number"] = (
             f"“{number[:40]}” is not a case number here (expected {config.case.number_pattern})."
         )
