@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.command_parser import UsageError, parse
+from bot.command_parser import SUBCOMMANDS, UsageError, help_text, parse
+from bot.listeners.commands import HANDLERS
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import cards, file
@@ -14,26 +15,29 @@ def answer(fake: FakeSlack) -> dict:
     return fake.responses()[-1]["body"]
 
 
-def test_help_lists_every_subcommand(bot: RunningBot) -> None:
+def test_help_is_the_parsers_table_with_meaning_and_who_may(bot: RunningBot) -> None:
     reply = bot.driver.command("help")
     assert reply.status == 200
     text = reply.json()["text"]
-    for sub in (
-        "new",
-        "status",
-        "claim",
-        "assign",
-        "escalate",
-        "sev",
-        "resolve",
-        "reopen",
-        "search",
-        "stats",
-        "route",
-        "lead",
-        "expert",
-    ):
-        assert f"/swarm {sub}" in text
+    answered = {"new", *HANDLERS}
+    for name, row in SUBCOMMANDS.items():
+        shown = f"`/swarm {name}"
+        if name in answered:
+            assert text.count(shown) == 1, name  # once: `new` was listed twice
+            line = next(line for line in text.splitlines() if shown in line)
+            assert row.does in line and f"_({row.who})_" in line, line
+        elif name != "help":
+            assert shown not in text, name  # not advertised before it is answered
+    assert "status:open|swarming|escalated|resolved" in text
+    assert "_(admins)_" in text and "leads of the case's topic, admins" in text
+    for button in ("*Join*", "*Claim*", "*Escalate*", "*Resolve*"):
+        assert button in text
+    assert bot.driver.command("").json()["text"] == text
+
+
+def test_help_lists_a_subcommand_as_soon_as_it_is_answered() -> None:
+    assert "`/swarm stats" in help_text({"stats"})
+    assert "`/swarm stats" not in help_text({"status"})
 
 
 def test_unknown_subcommands_and_bad_arguments_get_a_usage_line(bot: RunningBot) -> None:

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.blocks.modals import CaseMetadata, IntakeMetadata, intake_modal, resolve_modal
 from bot.blocks.replies import case_status, escalated_text, queue_status, search_results
-from bot.command_parser import COMMAND_HELP, Command, UsageError, parse
+from bot.command_parser import Command, UsageError, help_text, parse
 from bot.context import Swarm, swarm_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
@@ -34,7 +34,7 @@ def swarm(
         ack(text=str(exc), response_type="ephemeral")
         return
     if parsed.name == "help":
-        ack(text=COMMAND_HELP, response_type="ephemeral")
+        ack(text=help_text({"help", "new", *HANDLERS}), response_type="ephemeral")
         return
     services = swarm_of(context)
     if parsed.name == "new":
