@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -27,12 +27,19 @@ def create_app(
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
     client = client or web_client(token, settings.slack_api_url)
+    if executor is None:
+        # Listeners ack first and then wait on Slack; with Bolt's 5 threads, a 6th slow
+        # interaction would wait for a free thread past Slack's 3 s and never be acked.
+        executor = ThreadPoolExecutor(
+            max_workers=settings.listener_threads, thread_name_prefix="swarm-listener"
+        )
     app = App(
         name="swarm",
         client=client,
         signing_secret=secret,
         request_verification_enabled=not settings.socket_mode,
-        token_verification_enabled=False,
+        # auth.test now, while the process starts, not inside the first request's 3 s.
+        token_verification_enabled=bool(token),
         logger=logging.getLogger("swarm.bolt"),
         listener_executor=executor,
         # The bot's own thread posts (resolutions, notes) belong in the case record, marked as

@@ -151,7 +151,11 @@ def _serve_socket_mode(settings: Settings, config: SwarmConfig) -> None:
     log.info("serving in Socket Mode")
     assert settings.slack_app_token is not None
     try:
-        CheckedSocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+        # Each envelope holds a handler thread only until its ack; listeners run on the app's
+        # own executor (LISTENER_THREADS), so slow Slack calls never hold up an ack.
+        CheckedSocketModeHandler(
+            app, settings.slack_app_token.get_secret_value(), concurrency=settings.web_threads
+        ).start()
     except SlackApiError as exc:
         fail(
             f"SLACK_APP_TOKEN: Slack refused the Socket Mode connection "
@@ -173,11 +177,19 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
         return http
 
     log.info(
-        "serving HTTP on port %s at /slack/events with %d worker(s)",
+        "serving HTTP on port %s at /slack/events with %d worker(s) of %d thread(s), "
+        "%d listener thread(s) each",
         settings.port,
         settings.web_concurrency,
+        settings.web_threads,
+        settings.listener_threads,
     )
-    serve_http(factory, port=settings.port, workers=settings.web_concurrency)
+    serve_http(
+        factory,
+        port=settings.port,
+        workers=settings.web_concurrency,
+        threads=settings.web_threads,
+    )
 
 
 @main.command()

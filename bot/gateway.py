@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.blocks.card import card_overflow, case_card, case_card_text
 from bot.ids import CARD_EVENT_TYPE
+from storage.uow import transaction_open
 from workflows.errors import SlackRefused, SlackUnavailable
 from workflows.ports import CaseCard
 from workflows.text import escape, split
@@ -38,13 +40,66 @@ TRANSIENT = {
 CANT_REACH_CHANNEL = {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
 
 
+class SlackCallsInTransaction:
+    """Slack calls made while the calling thread held a database transaction.
+
+    The rule is that none is ever made: a slow Slack would hold the transaction (and on
+    SQLite the one write lock) for as long as it takes. Each one is logged with where it came
+    from; the test suite fails on any.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seen: list[str] = []
+
+    def record(self, method: str) -> None:
+        where = "".join(traceback.format_stack(limit=12)[:-2])
+        log.error("Slack call %s made inside an open database transaction:\n%s", method, where)
+        with self._lock:
+            self.seen.append(f"{method}\n{where}")
+
+    def clear(self) -> list[str]:
+        with self._lock:
+            seen, self.seen = self.seen, []
+        return seen
+
+
+CALLS_IN_TRANSACTION = SlackCallsInTransaction()
+
+
+class GuardedWebClient(WebClient):
+    """A WebClient that reports any call made while this thread holds a transaction."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        if transaction_open():
+            CALLS_IN_TRANSACTION.record(api_method)
+        return super().api_call(api_method, **kwargs)
+
+    @classmethod
+    def like(cls, client: WebClient) -> GuardedWebClient:
+        """The same client (token, URL, timeout, retries), guarded."""
+        if isinstance(client, GuardedWebClient):
+            return client
+        return cls(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            ssl=client.ssl,
+            proxy=client.proxy,
+            headers=dict(client.headers),
+            team_id=client.default_params.get("team_id"),
+            logger=client.logger,
+            retry_handlers=list(client.retry_handlers),
+        )
+
+
 def web_client(
     token: str | None, base_url: str, *, timeout: int = 10, retries: int = 3
 ) -> WebClient:
     """A WebClient on `base_url` that retries 429 (honouring Retry-After), 5xx and resets."""
     if not base_url.endswith("/"):
         base_url += "/"
-    return WebClient(
+    return GuardedWebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
@@ -115,7 +170,7 @@ class WebSlack:
     def __init__(
         self, client: WebClient, admins: AdminCache, channels: ChannelAccess | None = None
     ) -> None:
-        self.client = client
+        self.client = GuardedWebClient.like(client)
         self.admins = admins
         self.channels = channels or ChannelAccess()
 
@@ -186,7 +241,7 @@ class WebSlack:
     def update_case_card(self, card: CaseCard) -> None:
         if not card.thread_ts:
             return
-        self._call(
+        self._refusable(
             "the card update",
             lambda: self.client.chat_update(
                 channel=card.channel_id,
@@ -197,19 +252,21 @@ class WebSlack:
         )
 
     def post_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
-        response = self._call(
+        response = self._refusable(
             "a thread reply",
             lambda: self.client.chat_postMessage(
                 channel=channel_id, thread_ts=thread_ts, text=text, unfurl_links=False
             ),
         )
+        assert response is not None
         return response["ts"]
 
     def post_in_channel(self, channel_id: str, text: str) -> str:
-        response = self._call(
+        response = self._refusable(
             "a channel message",
             lambda: self.client.chat_postMessage(channel=channel_id, text=text, unfurl_links=False),
         )
+        assert response is not None
         return response["ts"]
 
     def permalink(self, channel_id: str, ts: str) -> str | None:
@@ -230,9 +287,10 @@ class WebSlack:
                 )
                 return
             except SlackApiError as exc:
-                if exc.response.get("error") not in CANT_REACH_CHANNEL:
-                    raise
-        self._call(
+                error = str(exc.response.get("error") or "unknown_error")
+                if error not in CANT_REACH_CHANNEL:
+                    raise SlackRefused("an ephemeral message", error) from exc
+        self._refusable(
             "a direct message",
             lambda: self.client.chat_postMessage(channel=user_id, text=text, unfurl_links=False),
         )

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     swarm_config: Path = Path("swarm.yaml")
     port: int = Field(default=3000, ge=1, le=65535)
     web_concurrency: int = Field(default=2, ge=1, le=64)
+    # Requests each HTTP worker serves at once; a request holds its thread only until the ack.
+    web_threads: int = Field(default=16, ge=1, le=256)
+    # Listeners running at once per process (Bolt's default is 5): each holds a thread for
+    # as long as its Slack calls take, so this bounds the slow interactions in flight.
+    listener_threads: int = Field(default=32, ge=1, le=512)
     log_level: str = "INFO"
 
     @field_validator("database_url")

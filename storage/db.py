@@ -53,6 +53,10 @@ def require_existing(url: str) -> None:
         )
 
 
+# Execution option of a connection whose transaction only reads (see UnitOfWorkFactory.read).
+READ_ONLY = "swarm_read_only"
+
+
 def normalise_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgresql:// URLs."""
     parsed = make_url(url)
@@ -83,9 +87,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            # Take the write lock up front: a deferred transaction that reads and then
-            # writes fails at once under WAL when another writer got there first.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: a deferred transaction that reads and then
+            # writes fails at once under WAL when another writer got there first. Readers take
+            # no lock at all (WAL gives them a snapshot), so they never wait on a writer.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -262,11 +262,18 @@ class PendingPost(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    # What is owed: a message (`post`), a reply in the case's thread once it exists (`thread`),
+    # or a re-render of the case's card (`card`).
+    kind: Mapped[str] = mapped_column(String(16), default="post", server_default="post")
     channel_id: Mapped[str] = mapped_column(String(32))  # a user id means a DM
+    # For a person: the channel to tell them in (ephemeral), a DM when that fails.
+    via_channel_id: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not before: set while a sender holds it (a lease) and after a transient failure (backoff).
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None] = mapped_column()
     given_up_at: Mapped[datetime | None] = mapped_column()

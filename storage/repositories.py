@@ -155,11 +155,15 @@ class CaseRepository:
         text: str,
         at: datetime,
         thread_ts: str | None = None,
+        kind: str = "post",
+        via_channel_id: str | None = None,
     ) -> PendingPost:
         """Stage a message the swarm owes Slack (sent after the commit)."""
         post = PendingPost(
             case_id=case.id if case is not None else None,
+            kind=kind,
             channel_id=channel_id,
+            via_channel_id=via_channel_id,
             thread_ts=thread_ts,
             text=text,
             created_at=at,
@@ -167,14 +171,49 @@ class CaseRepository:
         self.session.add(post)
         return post
 
-    def unsent_posts(self, *, ids: Sequence[int] | None = None) -> Sequence[PendingPost]:
-        """Messages still owed (of `ids`, or all), oldest first."""
+    def unsent_posts(
+        self, *, ids: Sequence[int] | None = None, due_by: datetime | None = None
+    ) -> Sequence[PendingPost]:
+        """Messages still owed (of `ids`, or all; only those due by `due_by`), oldest first."""
         query = select(PendingPost).where(
             PendingPost.sent_at.is_(None), PendingPost.given_up_at.is_(None)
         )
         if ids is not None:
             query = query.where(PendingPost.id.in_(list(ids)))
+        if due_by is not None:
+            query = query.where(
+                or_(PendingPost.next_attempt_at.is_(None), PendingPost.next_attempt_at <= due_by)
+            )
         return self.session.scalars(query.order_by(PendingPost.id)).all()
+
+    def count_sent_posts(self, *, ids: Sequence[int]) -> int:
+        """How many of these owed posts have been sent."""
+        return int(
+            self.session.scalar(
+                select(func.count(PendingPost.id)).where(
+                    PendingPost.id.in_(list(ids)), PendingPost.sent_at.is_not(None)
+                )
+            )
+            or 0
+        )
+
+    def claim_post(self, *, post_id: int, now: datetime, until: datetime) -> PendingPost | None:
+        """Take an owed post to send it (nobody else will until `until`); None when it is sent,
+        given up, backing off, or being sent by someone else."""
+        result = self.session.execute(
+            update(PendingPost)
+            .where(
+                PendingPost.id == post_id,
+                PendingPost.sent_at.is_(None),
+                PendingPost.given_up_at.is_(None),
+                or_(PendingPost.next_attempt_at.is_(None), PendingPost.next_attempt_at <= now),
+            )
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        if not result.rowcount:
+            return None
+        return self.session.get(PendingPost, post_id, populate_existing=True)
 
     def incidents_to_archive(self, *, resolved_before: datetime) -> Sequence[int]:
         """Ids of resolved cases whose incident channel is due for archiving."""

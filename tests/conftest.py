@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.context import Swarm
+from bot.gateway import CALLS_IN_TRANSACTION
 from bot.runtime import build_http, build_swarm
 from bot.settings import Settings
 from storage.db import create_db_engine
@@ -291,3 +292,13 @@ def bot(
     server.server_close()
     executor.shutdown(wait=True)
     assert not executor.errors, executor.errors
+
+
+@pytest.fixture
+def no_slack_call_inside_a_transaction() -> Iterator[None]:
+    """SPEC 5 "No transaction waits on Slack": the gateway's client reports each Web API call
+    made while its thread held a database transaction; the test fails on any."""
+    CALLS_IN_TRANSACTION.clear()
+    yield
+    seen = CALLS_IN_TRANSACTION.clear()
+    assert not seen, "Slack called inside a database transaction:\n" + "\n".join(seen)

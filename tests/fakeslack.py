@@ -65,9 +65,12 @@ class _Fault:
     times: int | None
     when: Callable[[dict], bool] | None
     used: int = field(default=0)
+    until: float | None = None  # time.monotonic() after which the rule is over
 
     def live(self) -> bool:
-        """Whether the rule still has matches left."""
+        """Whether the rule still has matches left (and time, for a timed one)."""
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
         return self.times is None or self.used < self.times
 
 
@@ -636,6 +639,40 @@ class FakeSlack:
         """Make the next `times` matching calls to `method` ("*": any) misbehave."""
         with self._lock:
             self._faults.append(_Fault(method, status, retry_after, error, delay, times, when))
+
+    def outage(
+        self,
+        seconds: float,
+        *,
+        method: str = "*",
+        status: int = 503,
+        retry_after: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Every call to `method` ("*": any) fails with `status` for the next `seconds`."""
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method,
+                    status,
+                    retry_after,
+                    error,
+                    0.0,
+                    None,
+                    None,
+                    until=time.monotonic() + seconds,
+                )
+            )
+
+    def archive(self, channel_id: str) -> None:
+        """Archive a channel as a person would in the Slack client."""
+        with self._lock:
+            self._channels[self._dm_id(channel_id)]["is_archived"] = True
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        """Delete a message as a person (or an admin) would in the Slack client."""
+        with self._lock:
+            self._messages[self._dm_id(channel_id)].pop(ts, None)
 
     def reset_faults(self) -> None:
         """Drop every injected fault and the added latency."""

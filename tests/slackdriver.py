@@ -232,6 +232,19 @@ class SlackDriver:
         message_ts: str = "111.222",
         **kwargs: Any,
     ) -> Reply:
+        body = self.click_body(action_id, value, user=user, channel=channel, message_ts=message_ts)
+        return self.interactive(body, **kwargs)
+
+    def click_body(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U0AGENT01",
+        channel: str = "C0API0001",
+        message_ts: str = "111.222",
+    ) -> dict[str, Any]:
+        """The block_actions payload of a button click on a card."""
         body = payload("block_actions.json")
         body["team"]["id"] = self.team_id
         body["user"].update(id=user, team_id=self.team_id)
@@ -241,7 +254,7 @@ class SlackDriver:
             action_id=action_id, value=value, block_id=f"case-actions-{value}"
         )
         body.update(response_url=self.response_url(), trigger_id=f"{uuid.uuid4().hex[:8]}.trigger")
-        return self.interactive(body, **kwargs)
+        return body
 
     def select_in_view(
         self,

@@ -32,9 +32,10 @@ def test_a_bad_signature_gets_401_and_changes_nothing(bot: RunningBot, fake: Fak
 
 
 def test_a_stale_signature_gets_401(bot: RunningBot, fake: FakeSlack) -> None:
+    before = len(fake.calls)  # the app checked its token with auth.test when it started
     reply = bot.driver.command("help", timestamp=int(time.time()) - 60 * 10)
     assert reply.status == 401
-    assert fake.calls == []
+    assert fake.calls[before:] == []
 
 
 def test_a_payload_that_is_not_json_gets_400_not_500(bot: RunningBot, fake: FakeSlack) -> None:

@@ -70,6 +70,7 @@ def test_resolution_posts_slack_would_not_take_are_sent_later_once(
     assert case_of(bot).status is CaseStatus.RESOLVED  # stored first, whatever Slack says
     assert not any("Rolled back" in m["text"] for m in fake.messages(room_id))
     fake.reset_faults()
+    bot.swarm.clock.advance(minutes=1)  # each post backs off after its failure
     # The leader's posts:retry sweep (every minute, and at start after a restart).
     slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
     assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 3

@@ -6,15 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
 
 from storage.db import create_db_engine
+from storage.models import Case
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEAM, TEST_CONFIG
 from tests.fakeslack import FakeSlack
 from tests.pgcluster import free_port
@@ -156,3 +159,45 @@ def test_socket_mode_connects_through_slack_api_url(tmp_path: Path, fake: FakeSl
     assert call.token == "xapp-1-test"
     assert process.returncode == 2
     assert "SLACK_APP_TOKEN: Slack refused the Socket Mode connection" in out
+
+
+def test_one_gunicorn_worker_acks_ten_slow_interactions_at_once(
+    tmp_path: Path, fake: FakeSlack, db_url: str
+) -> None:
+    port = free_port()
+    process = start(tmp_path, fake, db_url, PORT=str(port), WEB_CONCURRENCY="1")
+    driver = SlackDriver(
+        f"http://127.0.0.1:{port}/slack/events",
+        SIGNING_SECRET,
+        fake.respond_url,
+        TrackingExecutor(),
+        team_id=TEAM,
+    )
+    try:
+        wait_healthy(port, process)
+        assert driver.global_shortcut(wait=False).status == 200
+        wait_for(lambda: bool(fake.opened_views()))
+        driver.submit(fake.opened_views()[-1], GOOD, wait=False)
+        wait_for(lambda: any(m.get("metadata") for m in fake.messages("C0API0001")))
+        with Session(create_db_engine(db_url)) as session:
+            case_id = session.scalars(select(Case.id)).one()
+        fake.inject("chat.update", delay=3.5, times=None)  # Slack answers card updates slowly
+        replies: list = [None] * 10
+
+        def click(i: int) -> None:
+            replies[i] = driver.click("case-join", str(case_id), user=f"U0SW{i:05d}", wait=False)
+
+        threads = [threading.Thread(target=click, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status for r in replies] == [200] * 10
+        assert max(r.elapsed for r in replies) < 1.0, [round(r.elapsed, 2) for r in replies]
+        wait_for(lambda: len(fake.responses()) >= 10, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,14 +1,18 @@
 """Messages the swarm owes a thread, a channel or a person: stored first, sent after commit.
 
-A post Slack does not take now (429s/5xx exhausted, a timeout) stays owed and is sent by the
-leader's `posts:retry` job, also after a restart; one Slack refuses for good (an archived or
-unknown channel) is given up and logged rather than retried forever.
+Each owed post is sent on its own: a sender takes it with a lease (a conditional update of
+`next_attempt_at`), so the request that made it and the leader's `posts:retry` sweep never
+both send it. A post Slack does not take now (429s/5xx exhausted, a timeout) backs off, alone,
+and is tried again later, also after a restart; one Slack refuses for good (an archived or
+unknown channel) is given up and logged. Neither holds up the posts owed after it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock
@@ -18,6 +22,39 @@ from workflows.ports import SlackGateway
 log = logging.getLogger(__name__)
 
 USER_PREFIXES = ("U", "W")
+# Kinds of owed work.
+POST = "post"  # a message in channel_id (a thread when thread_ts is set; a user id: a DM)
+THREAD = "thread"  # a reply in the case's thread, sent once the case's card is posted
+# A sender holds a post this long; a process that dies meanwhile leaves it to the next one.
+LEASE = timedelta(minutes=2)
+# Waits after the 1st, 2nd, ... transient failure of one post; the last one repeats.
+BACKOFF = (
+    timedelta(seconds=30),
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+)
+# After this many posts in a row found Slack unavailable, a run stops: Slack is down, and
+# the rest wait for the next run instead of each spending the client's retries.
+OUTAGE_AFTER = 3
+
+
+@dataclass(frozen=True)
+class _Owed:
+    id: int
+    kind: str
+    channel_id: str
+    via_channel_id: str | None
+    thread_ts: str | None
+    text: str
+    attempts: int
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a post waits after its `attempts`-th transient failure."""
+    return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
 
 
 def deliver(
@@ -26,51 +63,118 @@ def deliver(
     clock: Clock,
     ids: Sequence[int] | None = None,
 ) -> list[str]:
-    """Send owed posts (these `ids`, or all); return what could not be sent now."""
-    with uow_factory() as uow:
-        owed = [(p.id, p.channel_id, p.thread_ts, p.text) for p in uow.cases.unsent_posts(ids=ids)]
+    """Send owed posts that are due (these `ids`, or all); return what could not be sent now."""
+    with uow_factory.read() as uow:
+        owed = [p.id for p in uow.cases.unsent_posts(ids=ids, due_by=clock.now())]
     problems: list[str] = []
-    for post_id, channel_id, thread_ts, text in owed:
+    unavailable = 0
+    for index, post_id in enumerate(owed):
+        if unavailable >= OUTAGE_AFTER:
+            left = len(owed) - index
+            problems.append(f"Slack is not answering; {left} more message(s) kept for later")
+            log.warning("Slack unavailable: %d owed post(s) left for the next run", left)
+            break
+        post = _take(uow_factory, clock, post_id)
+        if post is None:
+            continue
         error: str | None = None
         given_up = False
         try:
-            if channel_id.startswith(USER_PREFIXES):
-                slack.tell(channel_id, text)
-            elif thread_ts:
-                slack.post_in_thread(channel_id, thread_ts, text)
-            else:
-                slack.post_message(channel_id, text)
+            _send(slack, post)
         except SlackUnavailable as exc:
             error = str(exc)
+            unavailable += 1
         except SwarmError as exc:
             error, given_up = str(exc), True
-        with uow_factory() as uow:
-            post = uow.cases.unsent_posts(ids=[post_id])
-            if not post:
-                continue
-            post[0].attempts += 1
-            if error is None:
-                post[0].sent_at = clock.now()
-            else:
-                post[0].last_error = error[:500]
-                if given_up:
-                    post[0].given_up_at = clock.now()
-                problems.append(error)
-                log.warning(
-                    "post to %s %s: %s",
-                    channel_id,
-                    "given up" if given_up else "kept for a retry",
-                    error,
-                )
-            uow.commit()
+        except Exception as exc:  # a bug must not cost the other posts their turn
+            log.exception("owed post %s failed", post_id)
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            unavailable = 0
+        _settle(uow_factory, clock, post, error, given_up)
+        if error is not None:
+            problems.append(error)
     return problems
 
 
-def deliver_owed(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock) -> int:
-    """The `posts:retry` sweep: send everything still owed; return how many went out."""
+def _take(uow_factory: UnitOfWorkFactory, clock: Clock, post_id: int) -> _Owed | None:
+    """Claim one post and read what to send; None when it is not ours to send now."""
+    now = clock.now()
     with uow_factory() as uow:
-        before = len(uow.cases.unsent_posts())
-    if not before:
+        post = uow.cases.claim_post(post_id=post_id, now=now, until=now + LEASE)
+        if post is None:
+            return None
+        thread_ts = post.thread_ts
+        if post.kind == THREAD:
+            case = uow.cases.get(post.case_id) if post.case_id is not None else None
+            thread_ts = case.thread_ts if case is not None else None
+            if thread_ts is None:
+                # The card is not posted yet: wait for it, without counting an attempt.
+                post.next_attempt_at = None
+                uow.commit()
+                return None
+        owed = _Owed(
+            post.id,
+            post.kind,
+            post.channel_id,
+            post.via_channel_id,
+            thread_ts,
+            post.text,
+            post.attempts,
+        )
+        uow.commit()
+    return owed
+
+
+def _send(slack: SlackGateway, post: _Owed) -> None:
+    if post.channel_id.startswith(USER_PREFIXES):
+        slack.tell(post.channel_id, post.text, channel_id=post.via_channel_id)
+    elif post.thread_ts:
+        slack.post_in_thread(post.channel_id, post.thread_ts, post.text)
+    else:
+        slack.post_message(post.channel_id, post.text)
+
+
+def _settle(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    owed: _Owed,
+    error: str | None,
+    given_up: bool,
+) -> None:
+    """Record how one attempt went: sent, given up, or backing off."""
+    now: datetime = clock.now()
+    with uow_factory() as uow:
+        [post] = uow.cases.unsent_posts(ids=[owed.id]) or [None]
+        if post is None:
+            return
+        post.attempts += 1
+        if error is None:
+            post.sent_at = now
+            post.next_attempt_at = None
+        else:
+            post.last_error = error[:500]
+            if given_up:
+                post.given_up_at = now
+                post.next_attempt_at = None
+            else:
+                post.next_attempt_at = now + backoff(post.attempts)
+            log.warning(
+                "post %s to %s %s: %s",
+                owed.id,
+                owed.channel_id,
+                "given up" if given_up else f"kept, next try after {post.next_attempt_at}",
+                error,
+            )
+        uow.commit()
+
+
+def deliver_owed(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock) -> int:
+    """The `posts:retry` sweep: send everything owed and due; return how many went out."""
+    with uow_factory.read() as uow:
+        due = [p.id for p in uow.cases.unsent_posts(due_by=clock.now())]
+    if not due:
         return 0
-    problems = deliver(uow_factory, slack, clock)
-    return before - len(problems)
+    deliver(uow_factory, slack, clock, due)
+    with uow_factory.read() as uow:
+        return uow.cases.count_sent_posts(ids=due)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from storage.domain import CaseStatus, ParticipantRole
 from storage.models import Case
 from storage.uow import UnitOfWorkFactory
+from workflows.announcements import THREAD, deliver
 from workflows.cases import find_case, refresh_card
 from workflows.clock import Clock
 from workflows.config import SwarmConfig
-from workflows.errors import NotALead, SlackUnavailable, SwarmError
+from workflows.errors import NotALead, SwarmError
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import is_lead
 from workflows.text import escape
@@ -185,19 +186,21 @@ def _assign(
             actor_id=actor_id,
             data=data,
         )
-        uow.commit()
-        card = CaseCard.of(case, config)
-    refresh_card(slack, card)
-    if card.thread_ts:
         note = (
             f"<@{user_id}> claimed this case."
             if user_id == actor_id
             else f"<@{actor_id}> assigned this case to <@{user_id}>."
         )
-        try:
-            slack.post_in_thread(card.channel_id, card.thread_ts, note)
-        except SlackUnavailable as exc:
-            log.warning("case %s: assignment note not posted: %s", card.case_number, exc)
+        # Owed with the change: sent now, or later once the card's thread exists.
+        post = uow.cases.owe_post(
+            case=case, kind=THREAD, channel_id=case.channel_id, text=note, at=now
+        )
+        uow.commit()
+        card = CaseCard.of(case, config)
+        post_id = post.id
+    refresh_card(slack, card)
+    for problem in deliver(uow_factory, slack, clock, [post_id]):
+        log.warning("case %s: assignment note not posted yet: %s", card.case_number, problem)
     if user_id == actor_id:
         return Outcome(card, f"Case {number} is yours now.", True)
     return Outcome(card, f"Case {number} is assigned to <@{user_id}>.", True)
