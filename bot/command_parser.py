@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from workflows.text import escape
+from workflows.text import CONTROL, escape
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 SEVERITY = re.compile(r"^(?:sev)?([1-4])$", re.IGNORECASE)
@@ -240,7 +240,7 @@ USAGE = {name: row.usage(name) for name, row in SUBCOMMANDS.items()}
 
 def parse(text: str) -> Command:
     """Parse the text after `/swarm`; UsageError for unknown subcommands or bad arguments."""
-    text = (text or "").strip()
+    text = CONTROL.sub(" ", text or "").strip()  # a command is one line of printable text
     if not text:
         return Command("help")
     head, _, rest = text.partition(" ")

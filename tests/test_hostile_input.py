@@ -7,23 +7,28 @@ never a traceback or a secret, and what is stored reads back byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from sqlalchemy import func, select
 
 from bot import payloads
 from bot.app import create_app
+from bot.command_parser import USAGE, UsageError, parse
 from bot.http import MAX_BODY
 from bot.runtime import build_swarm
 from bot.server import CheckedSocketModeHandler
@@ -573,3 +578,331 @@ def test_case_links_url_encode_the_number() -> None:
         rules.case_url("1|<!channel>&a=b/c d")
         == "https://support.example.com/cases/1%7C%3C%21channel%3E%26a%3Db%2Fc%20d"
     )
+
+
+# -- what users type: Unicode, length, mrkdwn and mention injection ----------------------------
+RTL = "\u202e\u200f\u061c"  # right-to-left override, right-to-left mark, Arabic letter mark
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+EMOJI = "🐝👩‍💻🇪🇺✅"
+FOUR_BYTE = "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𠜎𠜱"
+INJECTION = (
+    "<!channel> <!here> <!everyone> <@U0EVIL01> <#C0EVIL01> <!subteam^S0EVIL01> "
+    "<https://evil.example/|click me> &lt;!channel&gt; *bold* `code`"
+)
+NASTY = f"{RTL}{ZERO_WIDTH}{EMOJI} {FOUR_BYTE} {INJECTION} مرحبا {ZERO_WIDTH}"
+RAW = (
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U0EVIL01>",
+    "<#C0EVIL01>",
+    "<!subteam",
+    "<https://evil",
+)
+# Slack surfaces whose text is read as mrkdwn (plain_text objects and input values are not).
+RENDERING = (
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "conversations.setTopic",
+    "conversations.setPurpose",
+    "views.open",
+    "views.update",
+    "views.push",
+)
+NOT_RENDERED = {
+    "metadata",
+    "private_metadata",
+    "initial_value",
+    "value",
+    "action_id",
+    "block_id",
+    "callback_id",
+    "placeholder",
+    "initial_option",
+    "options",
+    "url",
+}
+
+
+def rendered(obj: Any) -> Iterator[str]:
+    """Every string of a Slack payload that Slack renders as mrkdwn."""
+    if isinstance(obj, str) and obj[:1] in "[{":
+        with contextlib.suppress(ValueError):
+            obj = json.loads(obj)
+    if isinstance(obj, dict):
+        if obj.get("type") == "plain_text":
+            return
+        for key, value in obj.items():
+            if key not in NOT_RENDERED:
+                yield from rendered(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from rendered(value)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def assert_nothing_pings(fake: FakeSlack, *replies: Reply) -> None:
+    """No user-typed mention, channel ping or link reached anything Slack renders."""
+    texts = [t for c in fake.calls if c.method in RENDERING for t in rendered(c.params)]
+    texts += [t for r in fake.responses() for t in rendered(r["body"])]
+    texts += [t for r in replies if r.body for t in rendered(r.json())]
+    leaks = [t for t in texts if any(raw in t for raw in RAW)]
+    assert not leaks, leaks
+
+
+def test_every_intake_field_keeps_unicode_byte_for_byte_and_pings_nobody(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    values = {
+        **GOOD,
+        "summary": NASTY[:150],
+        "details": (NASTY + "\n") * 12,
+        "customer": NASTY,
+    }
+    view = open_modal(bot, fake)
+    reply = bot.driver.submit(view, values)
+    assert reply.status == 200 and reply.body == "", reply
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+        assert case.summary == values["summary"].strip()
+        assert case.details == values["details"].strip()
+        assert case.customer == values["customer"].strip()
+    assert fake.errors == []  # the fake checks Block Kit limits: every card and note fit
+    assert_nothing_pings(fake, reply)
+    assert_quiet_log(log, at_most=0)
+
+
+def test_over_long_unicode_fields_come_back_as_field_errors(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    before = state(bot, fake)
+    view = open_modal(bot, fake)
+    reply = bot.driver.submit(
+        view, {**GOOD, "summary": FOUR_BYTE * 20, "details": EMOJI * 800, "customer": "𠜎" * 300}
+    )
+    errors = reply.json()["errors"]
+    assert set(errors) == {"summary", "details", "customer"}
+    after = state(bot, fake)
+    assert after["cases"] == before["cases"] == 0
+
+
+def test_forged_select_values_are_field_errors(bot: RunningBot, fake: FakeSlack) -> None:
+    view = open_modal(bot, fake)
+    forged = {**GOOD, "urgency": "<!channel>", "topic": "../../etc", "region": "<@U0EVIL01>"}
+    reply = bot.driver.submit(view, forged)
+    assert {"urgency", "topic"} <= set(reply.json()["errors"])
+    assert_nothing_pings(fake, reply)
+    with bot.uow() as uow:
+        assert uow.session.scalar(select(func.count(Case.id))) == 0
+
+
+def test_escalate_and_resolve_forms_escape_every_field(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, {**GOOD, "summary": NASTY[:150]}).body == ""
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+    bot.driver.click("case-escalate", str(case.id), user="U0LEAD001", message_ts=case.thread_ts)
+    escalate_view = fake.opened_views()[-1]
+    reply = bot.driver.submit(
+        escalate_view, {"severity": "1", "reason": NASTY[:500]}, user="U0LEAD001"
+    )
+    assert reply.status == 200 and reply.body == ""
+    bot.driver.click("case-resolve", str(case.id), user="U0LEAD001", message_ts=case.thread_ts)
+    resolve_view = fake.opened_views()[-1]
+    answer = {
+        "resolution": NASTY,
+        "root_cause": NASTY,
+        "workaround": NASTY,
+        "kb_link": "https://kb.example/<!channel>|x",
+    }
+    refused = bot.driver.submit(resolve_view, answer, user="U0LEAD001")
+    assert "kb_link" in refused.json()["errors"]
+    done = bot.driver.submit(resolve_view, {**answer, "kb_link": ""}, user="U0LEAD001")
+    assert done.status == 200 and done.body == ""
+    with bot.uow() as uow:
+        case = uow.session.get(Case, case.id)
+        assert case.resolution == NASTY.strip()
+        assert case.root_cause == NASTY.strip()
+        assert case.workaround == NASTY.strip()
+    assert_nothing_pings(fake, reply, refused, done)
+    assert_quiet_log(log, at_most=0)
+
+
+COMMAND_ARGUMENTS = [
+    "status <!channel>",
+    f"status {NASTY}",
+    "claim <!channel>",
+    "assign 27343 <!channel>",
+    "assign 27343 <@U0EVIL01|<!channel>>",
+    "escalate <!here> sev1",
+    "escalate 27343 <!channel>",
+    "sev 27343 <@U0EVIL01>",
+    "urgency 27343 <!channel>",
+    "urgency <!channel> high",
+    "reopen <#C0EVIL01>",
+    f"search {NASTY}",
+    "search topic:<!channel> status:<!here> sev:<@U0EVIL01> after:<!x> before:2026-13-99",
+    "route <!channel> <!here>",
+    "lead <!channel>",
+    "expert <@U0EVIL01> <!channel>",
+    f"<!channel> {NASTY}",
+    f"{NASTY}",
+    "new <!channel>",
+    "help <!channel>",
+    "x" * 4000,
+]
+
+
+def test_command_arguments_with_injection_get_clear_answers_and_ping_nobody(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, GOOD).body == ""
+    before = state(bot, fake)
+    replies = []
+    for text in COMMAND_ARGUMENTS:
+        for user in ("U0AGENT02", "U0LEAD001"):
+            reply = bot.driver.command(text, user=user)
+            assert reply.status == 200, text
+            replies.append(reply)
+    after = state(bot, fake)
+    # Nothing about the case changed (the resolution of no case, no new role or route).
+    for table in ("cases", "case_events", "participants", "topic_routes", "topic_roles"):
+        assert after[table] == before[table], table
+    assert_nothing_pings(fake, *replies)
+    assert_quiet_log(log, at_most=0)
+
+
+def test_a_resolution_typed_on_the_command_line_is_stored_byte_for_byte_and_escaped(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, GOOD).body == ""
+    reply = bot.driver.command(f"resolve 27343 {NASTY}", user="U0AGENT01")
+    assert reply.status == 200
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+        assert case.resolution == NASTY.strip()
+    assert_nothing_pings(fake, reply)
+
+
+def test_thread_messages_are_stored_byte_for_byte(bot: RunningBot, fake: FakeSlack) -> None:
+    from storage.models import Message
+    from tests.scenario import reply_event
+
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, GOOD).body == ""
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+    texts = [NASTY, "\n".join([NASTY] * 50), f"  {EMOJI}  ", FOUR_BYTE * 500]
+    for n, text in enumerate(texts):
+        event = reply_event(case, text, ts=f"1800000001.{n:06d}")
+        assert bot.driver.event(event).status == 200
+    with bot.uow() as uow:
+        stored = uow.session.scalars(
+            select(Message.text).where(Message.case_id == case.id).order_by(Message.ts)
+        ).all()
+    assert [t for t in stored if t in texts] == texts
+    assert_nothing_pings(fake)
+
+
+CHANNEL_BREAKERS = ["ÄÖÜ-١٢٣-𝟙𝟚𝟛", "../../#general", "\u202eevil\u200b", "🐝🐝🐝", "-", "#", "__"]
+
+
+def test_case_numbers_that_try_to_break_channel_names_still_escalate(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    bot.swarm.config = parse_config(
+        TEST_CONFIG.replace("number_pattern: '^\\d{3,10}$'", "number_pattern: '^\\S{1,40}$'")
+    )
+    for number in CHANNEL_BREAKERS:
+        view = open_modal(bot, fake)
+        assert bot.driver.submit(view, {**GOOD, "case_number": number}).body == "", number
+        with bot.uow() as uow:
+            case = uow.cases.by_number(team_id="T111", case_number=number)
+            assert case is not None, number  # stored byte for byte
+        created = len(fake.calls_to("conversations.create"))
+        reply = bot.driver.command(f"escalate {number}", user="U0LEAD001")
+        assert reply.status == 200
+        assert len(fake.calls_to("conversations.create")) == created + 1, number
+        name = fake.calls_to("conversations.create")[-1]["name"]
+        assert re.fullmatch(r"help-api-sev[1-4]-[a-z0-9_-]{1,60}", name), (number, name)
+    assert_nothing_pings(fake)
+
+
+CONTROLS = "a\x00b\x07c\x1bd\x7f"
+
+
+def test_control_characters_in_typed_fields_are_field_errors_on_both_databases(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL cannot store NUL: it once failed the submission with a traceback."""
+    view = open_modal(bot, fake)
+    typed = {"summary": CONTROLS, "details": CONTROLS, "customer": CONTROLS}
+    reply = bot.driver.submit(view, {**GOOD, **typed})
+    assert set(reply.json()["errors"]) == set(typed)
+    assert bot.driver.submit(view, GOOD).body == ""
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+    bot.driver.click("case-resolve", str(case.id), user="U0AGENT01", message_ts=case.thread_ts)
+    resolve_view = fake.opened_views()[-1]
+    refused = bot.driver.submit(resolve_view, {"resolution": CONTROLS}, user="U0AGENT01")
+    assert "resolution" in refused.json()["errors"]
+    assert bot.driver.command(f"resolve 27343 fixed{CONTROLS}", user="U0AGENT01").status == 200
+    bot.driver.click("case-escalate", str(case.id), user="U0LEAD001", message_ts=case.thread_ts)
+    assert_quiet_log(log, at_most=0)
+
+
+def test_a_thread_message_with_nul_is_kept_with_a_replacement_character(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    from storage.models import Message
+    from tests.scenario import reply_event
+
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, GOOD).body == ""
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+    event = reply_event(case, "before\x00after \x07bell")
+    event["files"] = [{"name": "a\x00.txt", "title": "t\x00"}]
+    assert bot.driver.event(event).status == 200
+    with bot.uow() as uow:
+        stored = uow.session.scalars(select(Message).where(Message.case_id == case.id)).one()
+        assert stored.text == "before\ufffdafter \x07bell"
+
+
+# -- properties (pure functions, fast) ---------------------------------------------------------
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["type", "event", "view", "user", "actions", "command", "trigger_id", "id"])
+SHAPED = st.dictionaries(KEYS, JSON | st.sampled_from(list(payloads.SHAPES)), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(JSON, SHAPED))
+def test_the_shape_check_only_ever_says_malformed(body: Any) -> None:
+    try:
+        payloads.check(body)
+    except payloads.Malformed as exc:
+        assert str(exc).isascii() and "<" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_the_command_parser_only_ever_says_usage_and_never_echoes_markup(text: str) -> None:
+    try:
+        parse(text)
+    except UsageError as exc:
+        message = str(exc)
+        for usage in USAGE.values():  # the bot's own usage lines show <case> as it is
+            message = message.replace(usage, "")
+        assert "<" not in message and ">" not in message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.text import escape
+
 
 class SwarmError(Exception):
     """A request that cannot be done; `str(error)` is what the user is told."""
@@ -9,7 +11,8 @@ class SwarmError(Exception):
 
 class CaseNotFound(SwarmError):
     def __init__(self, case_number: str) -> None:
-        super().__init__(f"No case {case_number} here. `/swarm status` lists the open queue.")
+        shown = escape(case_number[:40])
+        super().__init__(f"No case {shown} here. `/swarm status` lists the open queue.")
         self.case_number = case_number
 
 
@@ -27,7 +30,7 @@ class NotAnAdmin(SwarmError):
 class UnknownTopic(SwarmError):
     def __init__(self, topic: str, known: list[str]) -> None:
         choices = ", ".join(f"`{k}`" for k in known) or "none configured"
-        super().__init__(f"Unknown topic `{topic}`. Topics: {choices}.")
+        super().__init__(f"Unknown topic `{escape(topic[:40])}`. Topics: {choices}.")
 
 
 class DuplicateCase(SwarmError):

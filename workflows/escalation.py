@@ -21,7 +21,7 @@ from workflows.errors import NotALead, SlackRefused, SlackUnavailable, SwarmErro
 from workflows.naming import channel_name
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import experts_of, is_lead, leads_of
-from workflows.text import clip, escape
+from workflows.text import clip, escape, storable
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,11 @@ def escalate(
                 kind=REQUESTED,
                 at=now,
                 actor_id=user_id,
-                data={"severity": severity, "reason": reason, "confidential": confidential},
+                data={
+                    "severity": severity,
+                    "reason": storable(reason),
+                    "confidential": confidential,
+                },
             )
         uow.commit()
     try:

@@ -17,7 +17,7 @@ from workflows.config import SwarmConfig
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import channel_for
-from workflows.text import escape
+from workflows.text import CONTROL_ERROR, escape, has_control
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
         )
     if len(draft.customer) > CUSTOMER_MAX:
         errors["customer"] = f"Keep the customer to {CUSTOMER_MAX} characters."
+    for name in ("case_number", "summary", "details", "customer"):
+        if name not in errors and has_control(getattr(draft, name)):
+            errors[name] = CONTROL_ERROR
     return errors
 
 

@@ -14,6 +14,7 @@ from storage.models import Case, Message
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from workflows.clock import Clock
 from workflows.swarming import start_swarming
+from workflows.text import storable
 
 # Subtypes that are someone saying something; joins, topic changes and the like are not.
 SAID = {None, "thread_broadcast", "bot_message", "file_share", "me_message"}
@@ -37,7 +38,7 @@ class ThreadMessage:
 def from_slack(team_id: str, channel_id: str, message: dict[str, Any]) -> ThreadMessage:
     """A Slack message (event or Web API shape) as the record keeps it: files by name and title."""
     files = tuple(
-        {"name": f.get("name") or "", "title": f.get("title") or ""}
+        {"name": storable(f.get("name") or ""), "title": storable(f.get("title") or "")}
         for f in message.get("files") or []
         if isinstance(f, dict)
     )
@@ -49,7 +50,7 @@ def from_slack(team_id: str, channel_id: str, message: dict[str, Any]) -> Thread
         thread_ts=message.get("thread_ts"),
         user_id=message.get("user"),
         is_bot=bool(message.get("bot_id")) or subtype == "bot_message",
-        text=message.get("text") or "",
+        text=storable(message.get("text") or ""),
         subtype=subtype,
         files=files,
     )

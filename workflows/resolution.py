@@ -18,7 +18,7 @@ from workflows.errors import InvalidCase, NotAllowed, SwarmError
 from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import is_lead
 from workflows.sla import restart_resolution_clock
-from workflows.text import clip, escape
+from workflows.text import CONTROL_ERROR, clip, escape, has_control
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ def validate(resolution: Resolution) -> dict[str, str]:
             or any(c in link for c in " <>|\n\t")
         ):
             errors["kb_link"] = "Enter a full http(s) link to the knowledge article."
+    for name in ("resolution", "root_cause", "workaround", "kb_link"):
+        if name not in errors and has_control(getattr(resolution, name)):
+            errors[name] = CONTROL_ERROR
     return errors
 
 

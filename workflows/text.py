@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 ELLIPSIS = "…"
+# C0 controls other than tab, newline and carriage return, and DEL: nobody types them, and
+# PostgreSQL cannot store NUL at all.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_ERROR = "Remove the control characters (pasted from a terminal?): they cannot be stored."
+
+
+def has_control(text: str) -> bool:
+    """Whether text holds characters that are refused in what people type."""
+    return CONTROL.search(text) is not None
+
+
+def storable(text: str) -> str:
+    """Text Slack sent that must be kept whatever it holds: NUL becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def escape(text: str) -> str:
