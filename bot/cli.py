@@ -255,8 +255,7 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
     Safe to interrupt (Ctrl-C, a Slack outage) and run again with the same options: it resumes
     after the cases already done and never stores a message twice.
     """
-    from bot.gateway import AdminCache, WebSlack, web_client
-    from bot.runtime import build_swarm
+    from bot.runtime import build_swarm, tool_services
     from workflows import backfill
     from workflows.errors import SlackUnavailable
 
@@ -267,12 +266,12 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     if not token:
         fail("SLACK_BOT_TOKEN: required to read threads from Slack")
-    slack = WebSlack(web_client(token, settings.slack_api_url, retries=8), AdminCache())
+    services = tool_services(swarm, retries=8)
     selection = backfill.Selection(
         channel_id=channel, since=since.replace(tzinfo=UTC) if since else None
     )
     try:
-        case_ids = backfill.cases_to_reindex(swarm.uow, selection)
+        case_ids = backfill.cases_to_reindex(services, selection)
     except Exception as exc:
         fail(f"DATABASE_URL: cannot read the cases ({_why(exc)})")
     checkpoint = backfill.Checkpoint.load(None if fresh else state, selection.key)
@@ -283,9 +282,7 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
         click.echo(f"resuming: {resumed} of {len(case_ids)} case(s) already done")
     try:
         with click.progressbar(length=len(case_ids), label="Reindexing cases") as bar:
-            cases, messages = backfill.reindex(
-                swarm.uow, swarm.clock, slack, case_ids, checkpoint, progress=bar.update
-            )
+            cases, messages = backfill.reindex(services, case_ids, checkpoint, progress=bar.update)
     except SlackUnavailable as exc:
         fail(f"stopped: {exc}. Run the same command again to resume.", code=1)
     except KeyboardInterrupt:
@@ -305,7 +302,7 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
 )
 def export(case_number: str, fmt: str, team: str | None, output: Path | None) -> None:
     """Export a case: card fields, timeline, every message with author and time, resolution."""
-    from bot.runtime import build_swarm
+    from bot.runtime import build_swarm, tool_services
     from workflows.errors import SwarmError
     from workflows.export import case_record, to_json, to_markdown
 
@@ -314,7 +311,7 @@ def export(case_number: str, fmt: str, team: str | None, output: Path | None) ->
     database_or_exit(settings)
     swarm = build_swarm(settings, config=config)
     try:
-        record = case_record(swarm.uow, config, case_number=case_number, team_id=team)
+        record = case_record(tool_services(swarm), case_number=case_number, team_id=team)
     except SwarmError as exc:
         fail(str(exc), code=1)
     text = to_json(record) + "\n" if fmt == "json" else to_markdown(record)
@@ -352,7 +349,7 @@ def stats(
 ) -> None:
     """The swarm's figures: cases filed, open queue, response and resolution times, rates,
     escalations, per topic and per person."""
-    from bot.runtime import build_swarm
+    from bot.runtime import build_swarm, tool_services
     from workflows import metrics
     from workflows.errors import SwarmError
 
@@ -363,9 +360,7 @@ def stats(
     try:
         team_id = team or _only_team(swarm)
         report = metrics.report(
-            swarm.uow,
-            config,
-            swarm.clock,
+            tool_services(swarm),
             team_id=team_id,
             period=period,
             topic=topic,
@@ -416,9 +411,8 @@ def check_config(path: Path | None) -> None:
 @main.command("archive-incidents")
 def archive_incidents() -> None:
     """Archive incident channels of cases resolved at least `escalation.archive_after` ago."""
-    from bot.gateway import AdminCache, WebSlack, web_client
-    from bot.runtime import build_swarm, configure_logging
-    from workflows.escalation import archive_resolved_incidents
+    from bot.runtime import build_swarm, configure_logging, tool_services
+    from workflows.resolution import archive_resolved_incidents
 
     settings = settings_or_exit()
     config = config_or_exit(settings.swarm_config)
@@ -428,8 +422,7 @@ def archive_incidents() -> None:
     database_or_exit(settings)
     configure_logging(settings.log_level, settings.secrets)
     swarm = build_swarm(settings, config=config)
-    slack = WebSlack(web_client(token, settings.slack_api_url), AdminCache())
-    count = archive_resolved_incidents(swarm.uow, swarm.config, slack, swarm.clock)
+    count = archive_resolved_incidents(tool_services(swarm))
     click.echo(f"archived {count} incident channel(s)")
 
 

@@ -13,6 +13,7 @@ from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock, SystemClock
 from workflows.config import SwarmConfig
 from workflows.ports import NoTimers, Timers
+from workflows.services import Services
 
 KEY = "swarm"
 
@@ -33,10 +34,19 @@ class Swarm:
         """The gateway workflows use, on this request's client."""
         return WebSlack(client, self.admins, self.channels)
 
+    def services(self, client: WebClient) -> Services:
+        """What workflows work with, talking to Slack through this client."""
+        return Services(self.uow, self.config, self.slack(client), self.clock, self.timers)
+
 
 def swarm_of(context: Any) -> Swarm:
     """The Swarm services of a Bolt context."""
     return context[KEY]
+
+
+def services_of(context: Any) -> Services:
+    """What workflows work with, on the client of this request (Bolt's context.client)."""
+    return swarm_of(context).services(context.client)
 
 
 def team_of(body: dict[str, Any], context: Any) -> str:

@@ -21,7 +21,7 @@ from bot.blocks.card import card_overflow, case_card, case_card_text
 from bot.ids import CARD_EVENT_TYPE
 from storage.uow import transaction_open
 from workflows.errors import SlackRefused, SlackUnavailable
-from workflows.ports import CaseCard
+from workflows.snapshot import CaseSnapshot
 from workflows.text import escape, split
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class WebSlack:
         except (SlackClientError, OSError) as exc:
             raise SlackUnavailable(f"Slack did not answer {what} ({exc})") from exc
 
-    def post_case_card(self, card: CaseCard) -> str:
+    def post_case_card(self, card: CaseSnapshot) -> str:
         payload: dict[str, Any] = {
             "channel": card.channel_id,
             "text": case_card_text(card),
@@ -219,7 +219,7 @@ class WebSlack:
                 self.post_in_thread(card.channel_id, ts, f">>> {escape(piece)}")
         return ts
 
-    def find_case_card(self, card: CaseCard) -> str | None:
+    def find_case_card(self, card: CaseSnapshot) -> str | None:
         oldest = f"{card.created_at.timestamp() - 60:.6f}" if card.created_at else "0"
         try:
             response = self.client.conversations_history(
@@ -238,7 +238,7 @@ class WebSlack:
                 return message["ts"]
         return None
 
-    def update_case_card(self, card: CaseCard) -> None:
+    def update_case_card(self, card: CaseSnapshot) -> None:
         if not card.thread_ts:
             return
         self._refusable(
@@ -257,14 +257,6 @@ class WebSlack:
             lambda: self.client.chat_postMessage(
                 channel=channel_id, thread_ts=thread_ts, text=text, unfurl_links=False
             ),
-        )
-        assert response is not None
-        return response["ts"]
-
-    def post_in_channel(self, channel_id: str, text: str) -> str:
-        response = self._refusable(
-            "a channel message",
-            lambda: self.client.chat_postMessage(channel=channel_id, text=text, unfurl_links=False),
         )
         assert response is not None
         return response["ts"]

@@ -76,14 +76,9 @@ class CaseHook:
                 {"error": "the workspace is not known yet; retry shortly"},
                 [("Retry-After", RETRY_AFTER)],
             )
-        swarm = self.swarm
         try:
             landed = sources.file_from_ticket(
-                swarm.uow,
-                swarm.config,
-                swarm.slack(self.client),
-                swarm.clock,
-                swarm.timers,
+                self.swarm.services(self.client),
                 team_id=team_id,
                 payload=payload,
             )

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import redaction
 from bot.app import create_app
 from bot.context import Swarm
+from bot.gateway import web_client
 from bot.hooks import PATH, case_hook
 from bot.http import SlackHTTP
 from bot.settings import Settings
@@ -19,6 +20,7 @@ from storage.db import create_db_engine, session_factory
 from storage.uow import UnitOfWorkFactory
 from workflows.clock import Clock, SystemClock
 from workflows.config import SwarmConfig, load_config
+from workflows.services import Services
 
 
 def configure_logging(level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
@@ -55,3 +57,12 @@ def build_http(
     hooks = {PATH: case_hook(swarm, app.client)}
     http = SlackHTTP(app, secret.get_secret_value() if secret else "", uow=swarm.uow, hooks=hooks)
     return app, http
+
+
+def tool_services(swarm: Swarm, *, retries: int = 3) -> Services:
+    """What a command-line tool's workflows work with: Slack on the bot token, no timers."""
+    token = swarm.settings.slack_bot_token
+    client = web_client(
+        token.get_secret_value() if token else None, swarm.settings.slack_api_url, retries=retries
+    )
+    return swarm.services(client)

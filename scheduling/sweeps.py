@@ -19,9 +19,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
 from bot.context import Swarm
-from workflows import announcements, escalation, sla
+from workflows import announcements, incident_room, resolution, sla
 from workflows.config import SwarmConfig
 from workflows.intake import publish_pending
+from workflows.services import Services
 
 if TYPE_CHECKING:
     from scheduling.scheduler import SwarmScheduler
@@ -39,8 +40,8 @@ class Runtime:
     client: WebClient
     scheduler: SwarmScheduler
 
-    def slack(self):  # type: ignore[no-untyped-def]
-        return self.swarm.slack(self.client)
+    def services(self) -> Services:
+        return self.swarm.services(self.client)
 
 
 _active: Runtime | None = None
@@ -63,8 +64,7 @@ def set_runtime(runtime: Runtime | None) -> None:
 
 def run_timer(case_id: int, kind: str) -> None:
     """Job body of an SLA timer (referenced by name from the job store)."""
-    rt = _runtime()
-    sla.fire_timer(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock, case_id, kind)
+    sla.fire_timer(_runtime().services(), case_id, kind)
 
 
 def run_sweep(name: str) -> None:
@@ -75,7 +75,7 @@ def run_sweep(name: str) -> None:
 # -- the sweeps ------------------------------------------------------------------------------
 def retry_pending_cards(rt: Runtime) -> None:
     """Post the cards (and filer notes) that Slack did not take earlier."""
-    posted = publish_pending(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    posted = publish_pending(rt.services())
     if posted:
         log.info("posted %d pending case card(s)", posted)
 
@@ -86,36 +86,32 @@ def reconcile_timers(rt: Runtime) -> None:
 
 
 def nudge_stale_swarms(rt: Runtime) -> None:
-    nudged = sla.nudge_stale(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    nudged = sla.nudge_stale(rt.services())
     if nudged:
         log.info("nudged %d quiet case thread(s)", nudged)
 
 
 def post_digests(rt: Runtime) -> None:
-    sent = sla.send_digests(rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock)
+    sent = sla.send_digests(rt.services())
     log.info("posted the daily digest to %d swarm channel(s)", sent)
 
 
 def archive_incidents(rt: Runtime) -> None:
-    archived = escalation.archive_resolved_incidents(
-        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
-    )
+    archived = resolution.archive_resolved_incidents(rt.services())
     if archived:
         log.info("archived %d incident channel(s)", archived)
 
 
 def resume_escalations(rt: Runtime) -> None:
     """Finish escalations Slack stopped half-way (also those of a process that died)."""
-    finished = escalation.resume_interrupted(
-        rt.swarm.uow, rt.swarm.config, rt.slack(), rt.swarm.clock
-    )
+    finished = incident_room.resume_interrupted(rt.services())
     if finished:
         log.info("finished %d interrupted escalation(s)", finished)
 
 
 def retry_owed_posts(rt: Runtime) -> None:
     """Send the messages (resolutions, reopen notes) Slack did not take earlier."""
-    sent = announcements.deliver_owed(rt.swarm.uow, rt.slack(), rt.swarm.clock)
+    sent = announcements.deliver_owed(rt.services())
     if sent:
         log.info("sent %d owed message(s)", sent)
 

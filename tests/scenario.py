@@ -1,16 +1,25 @@
-"""Steps shared by the scenarios: filing a case, Slack events about its thread, escalating."""
+"""Steps shared by the scenarios: filing a case, Slack events about its thread, escalating,
+starting `swarmbot run` as a process and waiting for what it does."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 from sqlalchemy import select
 
 from bot.gateway import AdminCache, WebSlack, web_client
 from storage.models import Case, CaseEvent
-from tests.conftest import BOT_TOKEN, RunningBot
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEST_CONFIG, RunningBot
 from tests.fakeslack import FakeSlack
 from tests.slackdriver import payload
+from workflows.services import Services
 
 GOOD = {
     "case_number": "27343",
@@ -140,3 +149,68 @@ def deleted_event(case: Case, ts: str) -> dict:
     event["deleted_ts"] = ts
     event["previous_message"].update(ts=ts, thread_ts=case.thread_ts)
     return event
+
+
+def services(bot: RunningBot, clock: Any = None) -> Services:
+    """The services workflows get in a running bot, on the fake Slack and `clock`."""
+    client = web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url)
+    return Services(bot.uow, bot.config, bot.swarm.slack(client), clock or bot.swarm.clock)
+
+
+# -- the bot as a process ---------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+CLEAN = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("SLACK_", "DATABASE_URL", "SWARM_", "PORT", "WEB_"))
+}
+
+
+def start(tmp_path: Path, fake: FakeSlack, db_url: str, **env: str) -> subprocess.Popen:
+    """`swarmbot run` as a real process on the fake Slack and this database."""
+    config = tmp_path / "swarm.yaml"
+    # Billing's channel is given by name: it must be resolved at start.
+    config.write_text(
+        TEST_CONFIG.replace("swarm_channel: C0BILL001", "swarm_channel: '#swarm-billing'")
+    )
+    environment = {
+        **CLEAN,
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.url,
+        "DATABASE_URL": db_url,
+        "SWARM_CONFIG": str(config),
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"swarmbot run exited: {process.stdout.read()}")
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("swarmbot run did not become healthy")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll until the condition holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)

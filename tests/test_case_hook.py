@@ -14,7 +14,7 @@ from sqlalchemy import select
 from storage.models import Case, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import cards, fake_client, file
+from tests.scenario import cards, file, services
 from workflows import signing
 from workflows.intake import publish_pending
 from workflows.tickets import case_fields, urgency_of
@@ -218,7 +218,7 @@ def test_when_slack_refuses_the_card_the_case_is_filed_and_the_card_follows(
     status, body = post(bot, TICKET)
     assert status == 201 and body == {"case_number": "27343", "thread_permalink": None}
     assert cards(fake, "C0API0001") == []
-    assert publish_pending(bot.uow, bot.config, bot.swarm.slack(fake_client(fake)), bot.swarm.clock)
+    assert publish_pending(services(bot))
     status, body = post(bot, TICKET)
     assert status == 200 and body["thread_permalink"] == cases(bot)[0].permalink
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows.config import ConfigError, format_duration, parse_config, parse_duration
+from workflows.config import ConfigError, parse_config, parse_duration
+from workflows.text import duration
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,8 +123,8 @@ def test_bad_durations(bad: object) -> None:
 
 
 def test_durations_print_in_their_shortest_spelling() -> None:
-    assert format_duration(timedelta(hours=2)) == "2h"
-    assert format_duration(timedelta(seconds=90)) == "90s"
+    assert duration(timedelta(hours=2), exact=True) == "2h"
+    assert duration(timedelta(seconds=90), exact=True) == "90s"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

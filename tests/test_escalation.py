@@ -23,7 +23,8 @@ from tests.scenario import (
     filed,
     kinds,
 )
-from workflows.escalation import resume_interrupted
+from workflows.incident_room import resume_interrupted
+from workflows.services import Services
 
 
 def test_a_lead_escalates_into_a_severity_named_channel_with_the_swarm_in_it(
@@ -204,8 +205,8 @@ def test_an_escalation_slack_stopped_is_finished_in_the_background(
     assert "finished automatically when Slack answers again" in escalate(bot, fake)
     # The leader's sweep (at start and every minute, in whichever process leads) finishes it.
     slack = bot.swarm.slack(fake_client(fake))
-    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 1
-    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0
+    assert resume_interrupted(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 1
+    assert resume_interrupted(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 0
     after = case_of(bot)
     assert after.status is CaseStatus.ESCALATED and after.severity == 2
     assert len(fake.calls_to("conversations.create")) == 1
@@ -231,9 +232,11 @@ def test_an_escalation_whose_process_died_is_finished_after_its_lease(
             uow.session.delete(event)
         uow.commit()
     slack = bot.swarm.slack(fake_client(fake))
-    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0  # lease held
+    assert (
+        resume_interrupted(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 0
+    )  # lease held
     clock.advance(minutes=3)
-    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 1
+    assert resume_interrupted(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 1
     assert case_of(bot).status is CaseStatus.ESCALATED
     assert len(fake.calls_to("conversations.create")) == 1
 
@@ -245,7 +248,7 @@ def test_a_refused_escalation_is_not_retried_in_the_background(
     fake.inject("conversations.create", error="restricted_action")
     assert "`restricted_action`" in escalate(bot, fake)
     slack = bot.swarm.slack(fake_client(fake))
-    assert resume_interrupted(bot.uow, bot.config, slack, bot.swarm.clock) == 0
+    assert resume_interrupted(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 0
     assert len(fake.calls_to("conversations.create")) == 1
     assert case_of(bot).incident_channel_id is None
 

@@ -11,7 +11,7 @@ from storage.domain import CaseStatus
 from storage.models import Case, CaseEvent, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import GOOD, cards, fake_client, file, open_modal
+from tests.scenario import GOOD, cards, file, open_modal, services
 from workflows.intake import publish_pending
 
 
@@ -261,17 +261,12 @@ def test_a_card_slack_would_not_take_is_posted_after_a_restart(
     assert case.thread_ts is None  # kept, not lost
     fake.reset_faults()
     # A new process starts: the pending card is posted once, and the filer is told.
-    posted = publish_pending(
-        bot.uow, bot.config, bot.swarm.slack(fake_client(fake)), bot.swarm.clock
-    )
+    posted = publish_pending(services(bot))
     assert posted == 1
     assert len(cards(fake, "C0API0001")) == 1
     assert cases(bot)[0].thread_ts is not None
     assert len(fake.dms("U0AGENT01")) == 1
-    assert (
-        publish_pending(bot.uow, bot.config, bot.swarm.slack(fake_client(fake)), bot.swarm.clock)
-        == 0
-    )
+    assert publish_pending(services(bot)) == 0
     with bot.uow() as uow:
         kinds = list(uow.session.scalars(select(CaseEvent.kind).order_by(CaseEvent.id)))
     assert kinds == ["filed", "card_failed", "card_posted"]
@@ -285,7 +280,7 @@ def test_a_card_posted_but_not_recorded_is_found_not_posted_twice(
         case = uow.session.scalars(select(Case)).one()
         case.thread_ts, case.permalink = None, None
         uow.commit()
-    publish_pending(bot.uow, bot.config, bot.swarm.slack(fake_client(fake)), bot.swarm.clock)
+    publish_pending(services(bot))
     assert len(cards(fake, "C0API0001")) == 1
     assert cases(bot)[0].thread_ts == cards(fake, "C0API0001")[0]["ts"]
 

@@ -22,12 +22,13 @@ from storage.domain import CaseStatus, Urgency
 from storage.models import Case
 from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import gateway
+from tests.scenario import gateway, services
 from workflows import metrics, record
 from workflows.errors import SwarmError, UnknownTopic
 from workflows.escalation import escalate
 from workflows.intake import CaseDraft, file_case, publish_card
 from workflows.resolution import Resolution, reopen, resolve
+from workflows.services import Services
 from workflows.swarming import assign, claim
 
 # The moment the figures are asked for: Friday 2026-11-20 12:00 UTC. "7d" is then
@@ -47,6 +48,10 @@ class Script:
     fake: FakeSlack
     clock: FakeClock
 
+    @property
+    def services(self) -> Services:
+        return Services(self.bot.uow, self.bot.config, gateway(self.fake), self.clock)
+
     def _at(self, when: datetime) -> None:
         self.clock.current = when
 
@@ -60,8 +65,14 @@ class Script:
             topic_key=topic,
             summary=f"Case {number}",
         )
-        filed = file_case(self.bot.uow, self.bot.config, self.clock, draft)
-        publish_card(self.bot.uow, self.bot.config, gateway(self.fake), self.clock, filed.case_id)
+        filed = file_case(
+            self.services,
+            draft,
+        )
+        publish_card(
+            self.services,
+            filed.case_id,
+        )
         return self.case(number)
 
     def case(self, number: str) -> Case:
@@ -84,21 +95,28 @@ class Script:
             is_bot=bot,
             text=f"{user} on {number}",
         )
-        assert record.record(self.bot.uow, self.clock, message) is not None
+        assert (
+            record.record(
+                self.services,
+                message,
+            )
+            is not None
+        )
         return ts
 
     def delete(self, number: str, ts: str, when: datetime) -> None:
         self._at(when)
         case = self.case(number)
-        record.delete(self.bot.uow, self.clock, channel_id=case.channel_id, ts=ts)
+        record.delete(
+            self.services,
+            channel_id=case.channel_id,
+            ts=ts,
+        )
 
     def claim(self, number: str, user: str, when: datetime) -> None:
         self._at(when)
         claim(
-            self.bot.uow,
-            self.bot.config,
-            gateway(self.fake),
-            self.clock,
+            self.services,
             team_id=TEAM,
             user_id=user,
             case_number=number,
@@ -107,10 +125,7 @@ class Script:
     def assign(self, number: str, lead: str, user: str, when: datetime) -> None:
         self._at(when)
         assign(
-            self.bot.uow,
-            self.bot.config,
-            gateway(self.fake),
-            self.clock,
+            self.services,
             team_id=TEAM,
             actor_id=lead,
             user_id=user,
@@ -120,10 +135,7 @@ class Script:
     def escalate(self, number: str, lead: str, when: datetime) -> None:
         self._at(when)
         escalate(
-            self.bot.uow,
-            self.bot.config,
-            gateway(self.fake),
-            self.clock,
+            self.services,
             team_id=TEAM,
             user_id=lead,
             case_number=number,
@@ -132,10 +144,7 @@ class Script:
     def resolve(self, number: str, user: str, when: datetime) -> None:
         self._at(when)
         resolve(
-            self.bot.uow,
-            self.bot.config,
-            gateway(self.fake),
-            self.clock,
+            self.services,
             Resolution(resolution="fixed"),
             team_id=TEAM,
             user_id=user,
@@ -145,10 +154,7 @@ class Script:
     def reopen(self, number: str, user: str, when: datetime) -> None:
         self._at(when)
         reopen(
-            self.bot.uow,
-            self.bot.config,
-            gateway(self.fake),
-            self.clock,
+            self.services,
             team_id=TEAM,
             user_id=user,
             case_number=number,
@@ -225,7 +231,11 @@ def two_weeks(bot: RunningBot, fake: FakeSlack, clock: FakeClock) -> Script:
 
 
 def report(bot: RunningBot, clock: FakeClock, **kw) -> metrics.Report:  # type: ignore[no-untyped-def]
-    return metrics.report(bot.uow, bot.config, clock, team_id=TEAM, **kw)
+    return metrics.report(
+        services(bot, clock),
+        team_id=TEAM,
+        **kw,
+    )
 
 
 def test_every_figure_of_the_last_seven_days_against_the_week_before(

@@ -17,8 +17,8 @@ from bot import redaction
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.fakeslack import FakeSlack
 from tests.pgcluster import free_port
+from tests.scenario import start, wait_for, wait_healthy
 from tests.slackdriver import SlackDriver, TrackingExecutor
-from tests.test_run import start, wait_for, wait_healthy
 
 TOKENS = {
     "bot": "xoxb-1234-5678-AbCdEf",

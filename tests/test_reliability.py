@@ -36,6 +36,7 @@ from tests.scenario import FILER, LEAD, answer, case_of, file, filed
 from tests.slackdriver import SlackDriver, TrackingExecutor
 from workflows import announcements
 from workflows.announcements import deliver_owed
+from workflows.services import Services
 
 BILLING_LEAD = "U0LEAD002"
 
@@ -49,7 +50,7 @@ def gateway(bot: RunningBot):  # type: ignore[no-untyped-def]
 
 def sweep(bot: RunningBot) -> int:
     """One run of the leader's `posts:retry` job."""
-    return deliver_owed(bot.uow, gateway(bot), bot.swarm.clock)
+    return deliver_owed(Services(bot.uow, bot.config, gateway(bot), bot.swarm.clock))
 
 
 def owed(bot: RunningBot) -> list[PendingPost]:
@@ -107,9 +108,9 @@ def test_the_gateway_reports_a_slack_call_made_inside_a_transaction(
     slack = gateway(bot)
     with bot.uow() as uow:
         uow.cases.ensure_workspace(team_id="T111")
-        slack.post_in_channel("C0GENERAL", "inside")  # the transaction is open: reported
+        slack.post_message("C0GENERAL", "inside")  # the transaction is open: reported
         uow.commit()
-        slack.post_in_channel("C0GENERAL", "after the commit")  # none open: fine
+        slack.post_message("C0GENERAL", "after the commit")  # none open: fine
     seen = CALLS_IN_TRANSACTION.clear()
     assert len(seen) == 1 and seen[0].startswith("chat.postMessage")
 

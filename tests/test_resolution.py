@@ -24,12 +24,13 @@ from tests.scenario import (
     kinds,
 )
 from workflows.announcements import deliver_owed
-from workflows.escalation import archive_resolved_incidents
+from workflows.resolution import archive_resolved_incidents
+from workflows.services import Services
 
 
 def archive(bot: RunningBot) -> int:
     slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
-    return archive_resolved_incidents(bot.uow, bot.config, slack, bot.swarm.clock)
+    return archive_resolved_incidents(Services(bot.uow, bot.config, slack, bot.swarm.clock))
 
 
 def test_the_filer_resolves_with_text_and_the_card_thread_and_room_show_it(
@@ -50,7 +51,7 @@ def test_the_filer_resolves_with_text_and_the_card_thread_and_room_show_it(
     said = "Restarted the &lt;!channel&gt; EU gateway"
     assert said in fake.thread("C0API0001", case.thread_ts)[-1]["text"]
     assert said in fake.messages(room_id)[-1]["text"]
-    assert "archived in 7 days" in fake.messages(room_id)[-1]["text"]
+    assert "archived in 7d" in fake.messages(room_id)[-1]["text"]
     [card] = cards(fake, "C0API0001")
     blocks = str(card["blocks"])
     assert "Resolved" in blocks and said in blocks and "case-escalate" not in blocks
@@ -73,8 +74,8 @@ def test_resolution_posts_slack_would_not_take_are_sent_later_once(
     bot.swarm.clock.advance(minutes=1)  # each post backs off after its failure
     # The leader's posts:retry sweep (every minute, and at start after a restart).
     slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
-    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 3
-    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 0
+    assert deliver_owed(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 3
+    assert deliver_owed(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 0
     thread = [m for m in fake.thread("C0API0001", case.thread_ts) if "Rolled back" in m["text"]]
     room = [m for m in fake.messages(room_id) if "Rolled back" in m["text"]]
     told = [m for m in fake.dms(FILER) if "was resolved by" in m["text"]]
@@ -90,7 +91,7 @@ def test_a_post_slack_refuses_for_good_is_given_up_not_retried(
     fake.inject("chat.postMessage", error="is_archived", when=lambda p: p["channel"] == room_id)
     bot.driver.command("resolve 27343 Fixed", user=LEAD)
     slack = bot.swarm.slack(web_client(BOT_TOKEN, bot.swarm.settings.slack_api_url))
-    assert deliver_owed(bot.uow, slack, bot.swarm.clock) == 0
+    assert deliver_owed(Services(bot.uow, bot.config, slack, bot.swarm.clock)) == 0
     assert not any(c["channel"] == room_id for c in fake.calls_to("chat.postMessage")[-1:])
 
 

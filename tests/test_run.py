@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 from sqlalchemy import inspect, select
@@ -18,67 +14,11 @@ from sqlalchemy.orm import Session
 
 from storage.db import create_db_engine
 from storage.models import Case
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEAM, TEST_CONFIG
+from tests.conftest import SIGNING_SECRET, TEAM
 from tests.fakeslack import FakeSlack
 from tests.pgcluster import free_port
-from tests.scenario import GOOD
+from tests.scenario import GOOD, start, wait_for, wait_healthy
 from tests.slackdriver import SlackDriver, TrackingExecutor
-
-ROOT = Path(__file__).resolve().parent.parent
-CLEAN = {
-    k: v
-    for k, v in os.environ.items()
-    if not k.startswith(("SLACK_", "DATABASE_URL", "SWARM_", "PORT", "WEB_"))
-}
-
-
-def start(tmp_path: Path, fake: FakeSlack, db_url: str, **env: str) -> subprocess.Popen:
-    config = tmp_path / "swarm.yaml"
-    # Billing's channel is given by name: it must be resolved at start.
-    config.write_text(
-        TEST_CONFIG.replace("swarm_channel: C0BILL001", "swarm_channel: '#swarm-billing'")
-    )
-    environment = {
-        **CLEAN,
-        "PYTHONPATH": str(ROOT),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake.url,
-        "DATABASE_URL": db_url,
-        "SWARM_CONFIG": str(config),
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"swarmbot run exited: {process.stdout.read()}")
-        try:
-            with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("swarmbot run did not become healthy")
-
-
-def wait_for(predicate, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture

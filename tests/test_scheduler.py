@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,10 +26,11 @@ from storage.domain import CaseStatus
 from storage.models import Case
 from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
-from tests.scenario import filed_case, gateway, reply_event
+from tests.scenario import filed_case, gateway, reply_event, wait_for
 from workflows import sla
 from workflows.config import parse_config
 from workflows.intake import CaseDraft, file_case, publish_card
+from workflows.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
 # Critical cases: first response within 2s (reminder at 1.6s), resolution within 4s.
@@ -37,15 +38,6 @@ FAST_CONFIG = TEST_CONFIG.replace(
     "critical: {first_response: 15m, resolution: 4h}",
     "critical: {first_response: 2s, resolution: 4s}",
 )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Poll until the condition holds (timers here are seconds long)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 class Harness:
@@ -74,8 +66,14 @@ class Harness:
     def file(self, number: str, urgency: str = "critical", at: datetime | None = None) -> int:
         clock = FakeClock(at or datetime.now(UTC))
         draft = CaseDraft(TEAM, "U0AGENT01", number, urgency, "api", f"Case {number}")
-        filed = file_case(self.swarm.uow, self.swarm.config, clock, draft)
-        publish_card(self.swarm.uow, self.swarm.config, gateway(self.fake), clock, filed.case_id)
+        filed = file_case(
+            Services(self.swarm.uow, self.swarm.config, gateway(self.fake), clock),
+            draft,
+        )
+        publish_card(
+            Services(self.swarm.uow, self.swarm.config, gateway(self.fake), clock),
+            filed.case_id,
+        )
         return filed.case_id
 
     def case(self, case_id: int) -> Case:
@@ -169,11 +167,13 @@ def test_changing_urgency_re_arms_the_timers_at_the_new_deadlines(harness: Harne
     case_id = harness.file("27343", urgency="low")
     scheduler.timers.case_changed(case_id)
     sla.change_urgency(
-        harness.swarm.uow,
-        harness.swarm.config,
-        gateway(harness.fake),
-        harness.swarm.clock,
-        scheduler.timers,
+        Services(
+            harness.swarm.uow,
+            config=harness.swarm.config,
+            slack=gateway(harness.fake),
+            clock=harness.swarm.clock,
+            timers=scheduler.timers,
+        ),
         team_id=TEAM,
         actor_id="U0LEAD001",
         case_number="27343",

@@ -17,6 +17,8 @@ from workflows import sla
 from workflows.config import SwarmConfig
 from workflows.errors import NotALead, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card
+from workflows.services import Services
+from workflows.text import duration
 
 
 def open_case(
@@ -37,8 +39,8 @@ def open_case(
         topic_key=topic,
         summary=f"Webhooks time out <!channel> {number}",
     )
-    filed = file_case(uow, config, clock, draft)
-    publish_card(uow, config, gateway(fake), clock, filed.case_id)
+    filed = file_case(Services(uow, config, gateway(fake), clock), draft)
+    publish_card(Services(uow, config, gateway(fake), clock), filed.case_id)
     return get(uow, filed.case_id)
 
 
@@ -88,13 +90,21 @@ def test_first_response_reminder_comes_at_80_percent_once(
     slack = gateway(fake)
     clock.advance(minutes=47)
     assert not sla.fire_timer(
-        bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE_REMINDER
+        Services(bot.uow, bot.config, slack, clock),
+        case.id,
+        sla.FIRST_RESPONSE_REMINDER,
     )
     assert replies(fake, case) == []
     clock.advance(minutes=1)
-    assert sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE_REMINDER)
+    assert sla.fire_timer(
+        Services(bot.uow, bot.config, slack, clock),
+        case.id,
+        sla.FIRST_RESPONSE_REMINDER,
+    )
     assert not sla.fire_timer(
-        bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE_REMINDER
+        Services(bot.uow, bot.config, slack, clock),
+        case.id,
+        sla.FIRST_RESPONSE_REMINDER,
     )
     [reminder] = replies(fake, case)
     assert "No reply yet to case 27343" in reminder and "breached in 12m" in reminder
@@ -111,10 +121,14 @@ def test_breach_alerts_the_leads_marks_the_case_and_shows_on_the_card(
     case = open_case(bot.uow, bot.config, clock, fake)
     slack = gateway(fake)
     clock.advance(minutes=59)
-    assert not sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE)
+    assert not sla.fire_timer(
+        Services(bot.uow, bot.config, slack, clock), case.id, sla.FIRST_RESPONSE
+    )
     clock.advance(minutes=3)
-    assert sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE)
-    assert not sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE)
+    assert sla.fire_timer(Services(bot.uow, bot.config, slack, clock), case.id, sla.FIRST_RESPONSE)
+    assert not sla.fire_timer(
+        Services(bot.uow, bot.config, slack, clock), case.id, sla.FIRST_RESPONSE
+    )
     [alert] = [m["text"] for m in fake.dms("U0LEAD001")]
     assert "breached its first response SLA of 1h (2m ago)" in alert
     assert "&lt;!channel&gt;" in alert and "<!channel>" not in alert
@@ -144,7 +158,7 @@ def test_a_case_already_answered_gets_no_first_response_reminder(
     clock.advance(hours=2)
     slack = gateway(fake)
     for kind in (sla.FIRST_RESPONSE_REMINDER, sla.FIRST_RESPONSE):
-        assert not sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, kind)
+        assert not sla.fire_timer(Services(bot.uow, bot.config, slack, clock), case.id, kind)
     assert replies(fake, case) == [] and fake.dms("U0LEAD001") == []
     assert [t.kind for t in sla.timers_of(get(bot.uow, case.id), bot.config)] == [
         "resolution-reminder",
@@ -164,7 +178,9 @@ def test_a_resolved_case_has_no_timers_and_a_late_job_sends_nothing(
     assert sla.timers_of(get(bot.uow, case.id), bot.config) == []
     clock.advance(days=3)
     for kind in sla.KINDS:
-        assert not sla.fire_timer(bot.uow, bot.config, gateway(fake), clock, case.id, kind)
+        assert not sla.fire_timer(
+            Services(bot.uow, bot.config, gateway(fake), clock), case.id, kind
+        )
     assert replies(fake, case) == [] and fake.dms("U0LEAD001") == []
 
 
@@ -173,7 +189,11 @@ def test_reopening_restarts_the_resolution_clock(
 ) -> None:
     case = open_case(bot.uow, bot.config, clock, fake)
     clock.advance(days=2)
-    assert sla.fire_timer(bot.uow, bot.config, gateway(fake), clock, case.id, sla.RESOLUTION)
+    assert sla.fire_timer(
+        Services(bot.uow, bot.config, gateway(fake), clock),
+        case.id,
+        sla.RESOLUTION,
+    )
     with bot.uow() as uow:
         stored = uow.cases.get(case.id)
         stored.status = CaseStatus.OPEN
@@ -191,11 +211,7 @@ def test_changing_urgency_moves_the_deadlines_and_tells_the_timers(
     case = open_case(bot.uow, bot.config, clock, fake, urgency="low")
     timers = RecordingTimers()
     changed = sla.change_urgency(
-        bot.uow,
-        bot.config,
-        gateway(fake),
-        clock,
-        timers,
+        Services(bot.uow, bot.config, gateway(fake), clock, timers),
         team_id=TEAM,
         actor_id="U0LEAD001",
         case_number="27343",
@@ -217,17 +233,17 @@ def test_only_leads_and_the_filer_change_urgency(
 ) -> None:
     case = open_case(bot.uow, bot.config, clock, fake, urgency="low")
     timers = RecordingTimers()
-    args = (bot.uow, bot.config, gateway(fake), clock, timers)
+    services = Services(bot.uow, bot.config, gateway(fake), clock, timers)
     with pytest.raises(NotALead):
         sla.change_urgency(
-            *args, team_id=TEAM, actor_id="U0EXP0001", case_number="27343", urgency="critical"
+            services, team_id=TEAM, actor_id="U0EXP0001", case_number="27343", urgency="critical"
         )
     with pytest.raises(SwarmError, match="not an urgency"):
         sla.change_urgency(
-            *args, team_id=TEAM, actor_id="U0AGENT01", case_number="27343", urgency="urgent"
+            services, team_id=TEAM, actor_id="U0AGENT01", case_number="27343", urgency="urgent"
         )
     sla.change_urgency(
-        *args, team_id=TEAM, actor_id="U0AGENT01", case_number="27343", urgency="medium"
+        services, team_id=TEAM, actor_id="U0AGENT01", case_number="27343", urgency="medium"
     )
     assert get(bot.uow, case.id).urgency == "medium" and timers.changed == [case.id]
 
@@ -240,10 +256,16 @@ def test_slack_down_gives_the_reminder_back_for_a_later_try(
     fake.inject("chat.postMessage", status=500, times=1)
     slack = gateway(fake, retries=0)
     assert not sla.fire_timer(
-        bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE_REMINDER
+        Services(bot.uow, bot.config, slack, clock),
+        case.id,
+        sla.FIRST_RESPONSE_REMINDER,
     )
     assert get(bot.uow, case.id).first_response_reminded_at is None
-    assert sla.fire_timer(bot.uow, bot.config, slack, clock, case.id, sla.FIRST_RESPONSE_REMINDER)
+    assert sla.fire_timer(
+        Services(bot.uow, bot.config, slack, clock),
+        case.id,
+        sla.FIRST_RESPONSE_REMINDER,
+    )
     assert len(replies(fake, case)) == 1
 
 
@@ -253,10 +275,10 @@ def test_a_quiet_thread_is_nudged_once_per_quiet_spell(
     case = open_case(bot.uow, bot.config, clock, fake)  # stale_after defaults to 2h
     slack = gateway(fake)
     clock.advance(hours=1, minutes=59)
-    assert sla.nudge_stale(bot.uow, bot.config, slack, clock) == 0
+    assert sla.nudge_stale(Services(bot.uow, bot.config, slack, clock)) == 0
     clock.advance(minutes=1)
-    assert sla.nudge_stale(bot.uow, bot.config, slack, clock) == 1
-    assert sla.nudge_stale(bot.uow, bot.config, slack, clock) == 0
+    assert sla.nudge_stale(Services(bot.uow, bot.config, slack, clock)) == 1
+    assert sla.nudge_stale(Services(bot.uow, bot.config, slack, clock)) == 0
     [nudge] = replies(fake, case)
     assert "<@U0LEAD001>" in nudge and "quiet for 2h" in nudge
     # Someone speaks in the thread: the quiet time starts again from there.
@@ -276,9 +298,9 @@ def test_a_quiet_thread_is_nudged_once_per_quiet_spell(
         )
         uow.commit()
     clock.advance(hours=1, minutes=59)
-    assert sla.nudge_stale(bot.uow, bot.config, slack, clock) == 0
+    assert sla.nudge_stale(Services(bot.uow, bot.config, slack, clock)) == 0
     clock.advance(minutes=1)
-    assert sla.nudge_stale(bot.uow, bot.config, slack, clock) == 1
+    assert sla.nudge_stale(Services(bot.uow, bot.config, slack, clock)) == 1
     assert len(replies(fake, case)) == 2
     assert len(events(bot.uow, case.id, "stale_nudged")) == 2
 
@@ -292,13 +314,11 @@ def test_a_resolved_or_cardless_case_is_never_nudged(
         uow.commit()
     fake.inject("chat.postMessage", status=500, times=10)
     file_case(
-        bot.uow,
-        bot.config,
-        clock,
+        Services(bot.uow, bot.config, gateway(fake), clock),
         CaseDraft(TEAM, "U0AGENT01", "555", "low", "api", "Card never posted"),
     )
     clock.advance(days=1)
-    assert sla.nudge_stale(bot.uow, bot.config, gateway(fake, retries=0), clock) == 0
+    assert sla.nudge_stale(Services(bot.uow, bot.config, gateway(fake, retries=0), clock)) == 0
 
 
 def test_the_daily_digest_goes_to_each_swarm_channel_once_a_day(
@@ -309,7 +329,7 @@ def test_the_daily_digest_goes_to_each_swarm_channel_once_a_day(
     open_case(bot.uow, bot.config, clock, fake, number="1002")
     done = open_case(bot.uow, bot.config, clock, fake, number="1003", topic="billing")
     slack = gateway(fake)
-    assert sla.fire_timer(bot.uow, bot.config, slack, clock, first.id, sla.FIRST_RESPONSE)
+    assert sla.fire_timer(Services(bot.uow, bot.config, slack, clock), first.id, sla.FIRST_RESPONSE)
     with bot.uow() as uow:
         resolved = uow.cases.get(done.id)
         resolved.status = CaseStatus.RESOLVED
@@ -317,8 +337,8 @@ def test_the_daily_digest_goes_to_each_swarm_channel_once_a_day(
         uow.commit()
     clock.advance(days=1)
     # api, its apac region channel, billing: each once.
-    assert sla.send_digests(bot.uow, bot.config, slack, clock) == 3
-    assert sla.send_digests(bot.uow, bot.config, slack, clock) == 0
+    assert sla.send_digests(Services(bot.uow, bot.config, slack, clock)) == 3
+    assert sla.send_digests(Services(bot.uow, bot.config, slack, clock)) == 0
     api = fake.messages("C0API0001")[-1]["text"]
     assert "Open queue: 2 case(s); oldest waiting 1d 1h (case 1001)" in api
     assert "SLA breaches: 1 (1001)" in api and "Resolved yesterday: 0" in api
@@ -326,7 +346,7 @@ def test_the_daily_digest_goes_to_each_swarm_channel_once_a_day(
     assert "Open queue: empty" in billing and "Resolved yesterday: 1" in billing
     assert "Open queue: empty" in fake.messages("C0APIAPAC")[-1]["text"]
     clock.advance(days=1)
-    assert sla.send_digests(bot.uow, bot.config, slack, clock) == 3
+    assert sla.send_digests(Services(bot.uow, bot.config, slack, clock)) == 3
 
 
 def test_a_digest_slack_refused_is_posted_on_the_next_run(
@@ -335,18 +355,21 @@ def test_a_digest_slack_refused_is_posted_on_the_next_run(
     open_case(bot.uow, bot.config, clock, fake)
     fake.inject("chat.postMessage", status=500, times=1)
     slack = gateway(fake, retries=0)
-    assert sla.send_digests(bot.uow, bot.config, slack, clock) == 2
-    assert sla.send_digests(bot.uow, bot.config, slack, clock) == 1
+    assert sla.send_digests(Services(bot.uow, bot.config, slack, clock)) == 2
+    assert sla.send_digests(Services(bot.uow, bot.config, slack, clock)) == 1
     with bot.uow() as uow:
         assert uow.session.scalar(select(Case.id)) is not None
 
 
 def test_durations_read_like_a_person_would_say_them() -> None:
-    assert sla.span(timedelta(seconds=45)) == "45s"
-    assert sla.span(timedelta(minutes=48)) == "48m"
-    assert sla.span(timedelta(hours=1, minutes=12)) == "1h 12m"
-    assert sla.span(timedelta(days=2, hours=4, minutes=3)) == "2d 4h"
-    assert sla.span(timedelta(hours=3)) == "3h"
+    assert duration(timedelta(seconds=45)) == "45s"
+    assert duration(timedelta(minutes=48)) == "48m"
+    assert duration(timedelta(hours=1, minutes=12)) == "1h 12m"
+    assert duration(timedelta(days=2, hours=4, minutes=3)) == "2d 4h"
+    assert duration(timedelta(hours=3)) == "3h"
+    assert duration(timedelta(minutes=17, seconds=5)) == "17m"
+    assert duration(timedelta(days=7)) == "7d"
+    assert duration(timedelta(days=14), exact=True) == "2w"
 
 
 def test_swarm_urgency_by_a_lead_moves_the_deadlines_and_rearms(
@@ -392,7 +415,11 @@ def test_a_breach_in_a_topic_nobody_leads_is_told_in_the_thread(
     )
     case = open_case(bot.uow, config, clock, fake, topic="billing")
     clock.advance(hours=1)
-    assert sla.fire_timer(bot.uow, config, gateway(fake), clock, case.id, sla.FIRST_RESPONSE)
+    assert sla.fire_timer(
+        Services(bot.uow, config, gateway(fake), clock),
+        case.id,
+        sla.FIRST_RESPONSE,
+    )
     [alert] = replies(fake, case)
     assert "breached its first response SLA of 1h" in alert
     assert fake.dms("U0LEAD002") == []

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from storage.models import Case, CaseEvent
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import fake_client
+from tests.scenario import services
 from workflows.intake import publish_pending
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,9 +179,7 @@ def test_when_slack_refuses_the_card_the_step_completes_and_the_card_follows(
         "case_url": "https://support.example.com/cases/27343",
     }
     assert cards(fake, "C0API0001") == []
-    posted = publish_pending(
-        bot.uow, bot.config, bot.swarm.slack(fake_client(fake)), bot.swarm.clock
-    )
+    posted = publish_pending(services(bot))
     assert posted == 1 and len(cards(fake, "C0API0001")) == 1
     with bot.uow() as uow:
         kinds = list(uow.session.scalars(select(CaseEvent.kind).order_by(CaseEvent.id)))

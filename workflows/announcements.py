@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from storage.uow import UnitOfWorkFactory
-from workflows.clock import Clock
 from workflows.errors import SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
+from workflows.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,12 @@ def backoff(attempts: int) -> timedelta:
 
 
 def deliver(
-    uow_factory: UnitOfWorkFactory,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     ids: Sequence[int] | None = None,
 ) -> list[str]:
     """Send owed posts that are due (these `ids`, or all); return what could not be sent now."""
-    with uow_factory.read() as uow:
-        owed = [p.id for p in uow.cases.unsent_posts(ids=ids, due_by=clock.now())]
+    with services.uow.read() as uow:
+        owed = [p.id for p in uow.cases.unsent_posts(ids=ids, due_by=services.clock.now())]
     problems: list[str] = []
     unavailable = 0
     for index, post_id in enumerate(owed):
@@ -74,13 +71,13 @@ def deliver(
             problems.append(f"Slack is not answering; {left} more message(s) kept for later")
             log.warning("Slack unavailable: %d owed post(s) left for the next run", left)
             break
-        post = _take(uow_factory, clock, post_id)
+        post = _take(services, post_id)
         if post is None:
             continue
         error: str | None = None
         given_up = False
         try:
-            _send(slack, post)
+            _send(services.slack, post)
         except SlackUnavailable as exc:
             error = str(exc)
             unavailable += 1
@@ -91,16 +88,16 @@ def deliver(
             error = f"{type(exc).__name__}: {exc}"
         else:
             unavailable = 0
-        _settle(uow_factory, clock, post, error, given_up)
+        _settle(services, post, error, given_up)
         if error is not None:
             problems.append(error)
     return problems
 
 
-def _take(uow_factory: UnitOfWorkFactory, clock: Clock, post_id: int) -> _Owed | None:
+def _take(services: Services, post_id: int) -> _Owed | None:
     """Claim one post and read what to send; None when it is not ours to send now."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         post = uow.cases.claim_post(post_id=post_id, now=now, until=now + LEASE)
         if post is None:
             return None
@@ -136,15 +133,14 @@ def _send(slack: SlackGateway, post: _Owed) -> None:
 
 
 def _settle(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
+    services: Services,
     owed: _Owed,
     error: str | None,
     given_up: bool,
 ) -> None:
     """Record how one attempt went: sent, given up, or backing off."""
-    now: datetime = clock.now()
-    with uow_factory() as uow:
+    now: datetime = services.clock.now()
+    with services.uow() as uow:
         [post] = uow.cases.unsent_posts(ids=[owed.id]) or [None]
         if post is None:
             return
@@ -169,12 +165,12 @@ def _settle(
         uow.commit()
 
 
-def deliver_owed(uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock) -> int:
+def deliver_owed(services: Services) -> int:
     """The `posts:retry` sweep: send everything owed and due; return how many went out."""
-    with uow_factory.read() as uow:
-        due = [p.id for p in uow.cases.unsent_posts(due_by=clock.now())]
+    with services.uow.read() as uow:
+        due = [p.id for p in uow.cases.unsent_posts(due_by=services.clock.now())]
     if not due:
         return 0
-    deliver(uow_factory, slack, clock, due)
-    with uow_factory.read() as uow:
+    deliver(services, due)
+    with services.uow.read() as uow:
         return uow.cases.count_sent_posts(ids=due)

@@ -13,10 +13,8 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from storage.models import Case
-from storage.uow import UnitOfWorkFactory
 from workflows import record
-from workflows.clock import Clock
-from workflows.ports import SlackGateway
+from workflows.services import Services
 
 
 @dataclass
@@ -67,9 +65,9 @@ class Selection:
         return json.dumps({"channel": self.channel_id, "since": str(self.since)})
 
 
-def cases_to_reindex(uow_factory: UnitOfWorkFactory, selection: Selection) -> list[int]:
+def cases_to_reindex(services: Services, selection: Selection) -> list[int]:
     """Ids of cases with a posted card, in a channel (swarm or incident) and filed since."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         query = select(Case.id).where(Case.thread_ts.is_not(None))
         if selection.channel_id:
             query = query.where(
@@ -83,49 +81,41 @@ def cases_to_reindex(uow_factory: UnitOfWorkFactory, selection: Selection) -> li
         return list(uow.session.scalars(query.order_by(Case.id)))
 
 
-def _store(
-    uow_factory: UnitOfWorkFactory, clock: Clock, team_id: str, channel_id: str, raw: dict[str, Any]
-) -> bool:
+def _store(services: Services, team_id: str, channel_id: str, raw: dict[str, Any]) -> bool:
     if raw.get("subtype") not in record.SAID or not raw.get("ts"):
         return False
     message = record.from_slack(team_id, channel_id, raw)
     if raw.get("edited"):
-        done = record.edit(
-            uow_factory, clock, message, edited_ts=raw["edited"].get("ts"), live=False
-        )
+        done = record.edit(services, message, edited_ts=raw["edited"].get("ts"), live=False)
     else:
-        done = record.record(uow_factory, clock, message, live=False)
+        done = record.record(services, message, live=False)
     return done is not None
 
 
-def reindex_case(
-    uow_factory: UnitOfWorkFactory, clock: Clock, slack: SlackGateway, case_id: int
-) -> int:
+def reindex_case(services: Services, case_id: int) -> int:
     """Load one case's thread (and incident channel) from Slack; return how many were new."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         if case is None or case.thread_ts is None:
             return 0
         team_id, channel_id, thread_ts = case.team_id, case.channel_id, case.thread_ts
         incident = case.incident_channel_id
     stored = 0
-    for raw in slack.thread_replies(channel_id, thread_ts):
+    for raw in services.slack.thread_replies(channel_id, thread_ts):
         if raw.get("ts") != thread_ts:  # the card is the case itself
-            stored += _store(uow_factory, clock, team_id, channel_id, raw)
+            stored += _store(services, team_id, channel_id, raw)
     if incident:
-        for raw in slack.channel_history(incident):
-            stored += _store(uow_factory, clock, team_id, incident, raw)
+        for raw in services.slack.channel_history(incident):
+            stored += _store(services, team_id, incident, raw)
             if raw.get("reply_count") and raw.get("ts"):
-                for reply in slack.thread_replies(incident, raw["ts"]):
+                for reply in services.slack.thread_replies(incident, raw["ts"]):
                     if reply.get("ts") != raw["ts"]:
-                        stored += _store(uow_factory, clock, team_id, incident, reply)
+                        stored += _store(services, team_id, incident, reply)
     return stored
 
 
 def reindex(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    slack: SlackGateway,
+    services: Services,
     case_ids: list[int],
     checkpoint: Checkpoint,
     progress: Callable[[int], None] = lambda _n: None,
@@ -136,7 +126,7 @@ def reindex(
         if case_id in checkpoint.done:
             progress(1)
             continue
-        messages += reindex_case(uow_factory, clock, slack, case_id)
+        messages += reindex_case(services, case_id)
         checkpoint.mark(case_id)
         cases += 1
         progress(1)

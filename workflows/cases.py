@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from storage.models import Case
-from storage.uow import UnitOfWork, UnitOfWorkFactory
-from workflows.config import SwarmConfig
+from storage.uow import UnitOfWork
 from workflows.errors import CaseNotFound, SwarmError
-from workflows.ports import CaseCard, SlackGateway
+from workflows.ports import SlackGateway
+from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def find_case(
     return case
 
 
-def refresh_card(slack: SlackGateway, card: CaseCard) -> str | None:
+def refresh_card(slack: SlackGateway, card: CaseSnapshot) -> str | None:
     """Re-render the card; when Slack will not, log it and say why (the next change retries)."""
     try:
         slack.update_case_card(card)
@@ -46,27 +47,24 @@ def refresh_card(slack: SlackGateway, card: CaseCard) -> str | None:
     return None
 
 
-def case_card(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, *, team_id: str, case_number: str
-) -> CaseCard:
+def case_card(services: Services, *, team_id: str, case_number: str) -> CaseSnapshot:
     """One case by number, or CaseNotFound."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
         if case is None:
             raise CaseNotFound(case_number)
-        return CaseCard.of(case, config)
+        return CaseSnapshot.of(case, services.config)
 
 
 def open_queue(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
+    services: Services,
     *,
     team_id: str,
     channel_id: str | None = None,
-) -> list[CaseCard]:
+) -> list[CaseSnapshot]:
     """Open cases (escalated included), oldest first, optionally of one channel."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         return [
-            CaseCard.of(c, config)
+            CaseSnapshot.of(c, services.config)
             for c in uow.cases.open_queue(team_id=team_id, channel_id=channel_id)
         ]

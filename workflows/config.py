@@ -22,12 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from workflows.text import DURATION_UNITS, duration
+
 SLUG = re.compile(r"^[a-z0-9_-]+$")
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 CHANNEL_NAME = re.compile(r"^#[a-z0-9_-]{1,80}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+UNITS = dict(DURATION_UNITS)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -46,15 +48,6 @@ def parse_duration(value: Any) -> timedelta:
     if seconds <= 0:
         raise ValueError("a duration must be longer than zero")
     return timedelta(seconds=seconds)
-
-
-def format_duration(delta: timedelta) -> str:
-    """The shortest config spelling of a duration (`90m` -> `90m`, `7200s` -> `2h`)."""
-    seconds = int(delta.total_seconds())
-    for unit in ("w", "d", "h", "m"):
-        if seconds % UNITS[unit] == 0:
-            return f"{seconds // UNITS[unit]}{unit}"
-    return f"{seconds}s"
 
 
 def _slug(value: str) -> str:
@@ -86,7 +79,7 @@ def _pattern(value: str) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(lambda d: format_duration(d), return_type=str, when_used="json"),
+    PlainSerializer(lambda d: duration(d, exact=True), return_type=str, when_used="json"),
 ]
 Slug = Annotated[str, AfterValidator(_slug)]
 ChannelRef = Annotated[str, AfterValidator(_channel)]

@@ -72,3 +72,7 @@ class SlackRefused(SwarmError):
 
 class NotAllowed(SwarmError):
     """The user may not do this to this case."""
+
+
+class EscalationIncomplete(SwarmError):
+    """Slack stopped answering half-way; what was done is kept and a retry resumes."""

@@ -9,20 +9,17 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.models import Case, Message
-from storage.uow import UnitOfWorkFactory
-from workflows.config import SwarmConfig
 from workflows.errors import CaseNotFound, SwarmError
+from workflows.services import Services
 
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def case_record(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, *, case_number: str, team_id: str | None
-) -> dict[str, Any]:
+def case_record(services: Services, *, case_number: str, team_id: str | None) -> dict[str, Any]:
     """Everything stored about one case, as plain data."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         query = select(Case).where(Case.case_number == case_number.strip())
         if team_id:
             query = query.where(Case.team_id == team_id)
@@ -33,7 +30,7 @@ def case_record(
             teams = ", ".join(sorted(c.team_id for c in found))
             raise SwarmError(f"Case {case_number} exists in several workspaces ({teams}): --team")
         case = found[0]
-        topic = config.topic(case.topic_key)
+        topic = services.config.topic(case.topic_key)
         messages = uow.session.scalars(
             select(Message)
             .where(Message.case_id == case.id)
@@ -53,7 +50,7 @@ def case_record(
             "case": {
                 "team_id": case.team_id,
                 "case_number": case.case_number,
-                "url": config.case.case_url(case.case_number),
+                "url": services.config.case.case_url(case.case_number),
                 "summary": case.summary,
                 "details": case.details,
                 "customer": case.customer,

@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.domain import CaseStatus, ParticipantRole, Urgency
 from storage.models import Case
-from storage.uow import UnitOfWork, UnitOfWorkFactory
-from workflows.clock import Clock
+from storage.uow import UnitOfWork
 from workflows.config import SwarmConfig
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
-from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import channel_for
+from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
 from workflows.text import CONTROL_ERROR, escape, has_control
 
 log = logging.getLogger(__name__)
@@ -95,26 +95,28 @@ def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
     return errors
 
 
-def file_case(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, clock: Clock, draft: CaseDraft
-) -> Filed:
+def file_case(services: Services, draft: CaseDraft) -> Filed:
     """Store a new case (before any Slack call). A retried submission returns the same case."""
-    errors = validate(draft, config)
+    errors = validate(draft, services.config)
     if errors:
         raise InvalidCase(errors)
     number = draft.case_number.strip()
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         uow.cases.ensure_workspace(team_id=draft.team_id)
         uow.commit()
-    with uow_factory() as uow:
+    with services.uow() as uow:
         earlier = _earlier_submission(uow, draft, number)
         if earlier is not None:
             return earlier
         channel_id = channel_for(
-            uow, config, team_id=draft.team_id, topic_key=draft.topic_key, region=draft.region
+            uow,
+            services.config,
+            team_id=draft.team_id,
+            topic_key=draft.topic_key,
+            region=draft.region,
         )
-        target = config.sla.target(draft.urgency)
+        target = services.config.sla.target(draft.urgency)
         case = uow.cases.add(
             Case(
                 team_id=draft.team_id,
@@ -164,7 +166,9 @@ def file_case(
             },
         )
         uow.commit()
-        return Filed(case.id, number, channel_id, created=True)
+        filed = Filed(case.id, number, channel_id, created=True)
+    services.timers.case_changed(filed.case_id)
+    return filed
 
 
 def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed | None:
@@ -180,15 +184,12 @@ def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed
 
 
 def publish_card(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     case_id: int,
 ) -> str | None:
     """Post the card of a stored case (once, across retries and workers); return the thread ts."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         if not uow.cases.claim_card(case_id=case_id, now=now, stale_before=now - CARD_LEASE):
             case = uow.cases.get(case_id)
             return case.thread_ts if case else None
@@ -198,32 +199,32 @@ def publish_card(
         attempts = case.card_attempts
         source = (case.source_channel_id, case.source_ts) if not case.source_permalink else None
     if source and source[0] and source[1]:
-        source_permalink = slack.permalink(source[0], source[1])
-        with uow_factory() as uow:
+        source_permalink = services.slack.permalink(source[0], source[1])
+        with services.uow() as uow:
             case = uow.cases.get(case_id)
             assert case is not None
             case.source_permalink = source_permalink
             uow.commit()
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
-        card = CaseCard.of(case, config)
+        card = CaseSnapshot.of(case, services.config)
     try:
-        ts = slack.find_case_card(card) if attempts > 1 else None
-        ts = ts or slack.post_case_card(card)
+        ts = services.slack.find_case_card(card) if attempts > 1 else None
+        ts = ts or services.slack.post_case_card(card)
     except SlackUnavailable:
         log.warning("case %s: card not posted yet, will retry", card.case_number)
-        with uow_factory() as uow:
+        with services.uow() as uow:
             case = uow.cases.get(case_id)
             assert case is not None
             case.card_claimed_at = None
             uow.cases.add_event(
-                case=case, kind="card_failed", at=clock.now(), data={"attempt": attempts}
+                case=case, kind="card_failed", at=services.clock.now(), data={"attempt": attempts}
             )
             uow.commit()
         return None
-    permalink = slack.permalink(card.channel_id, ts)
-    with uow_factory() as uow:
+    permalink = services.slack.permalink(card.channel_id, ts)
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
         case.thread_ts = ts
@@ -232,49 +233,45 @@ def publish_card(
         uow.cases.add_event(
             case=case,
             kind="card_posted",
-            at=clock.now(),
+            at=services.clock.now(),
             data={"channel": card.channel_id, "ts": ts},
         )
         uow.commit()
-    notify_filer(uow_factory, slack, clock, case_id)
+    notify_filer(services, case_id)
     return ts
 
 
-def notify_filer(
-    uow_factory: UnitOfWorkFactory, slack: SlackGateway, clock: Clock, case_id: int
-) -> None:
+def notify_filer(services: Services, case_id: int) -> None:
     """Tell the filer where their case landed, once."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         if case is None or case.thread_ts is None or case.filer_notified_at is not None:
             return
         if not case.filer_id:  # no one in Slack to tell
-            case.filer_notified_at = clock.now()
+            case.filer_notified_at = services.clock.now()
             uow.commit()
             return
         link = case.permalink or f"<#{case.channel_id}>"
         text = f"Case {escape(case.case_number)} is in <#{case.channel_id}>: {link}"
         filer, origin = case.filer_id, case.origin_channel_id
-    slack.tell(filer, text, channel_id=origin)
-    with uow_factory() as uow:
+    services.slack.tell(filer, text, channel_id=origin)
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
-        case.filer_notified_at = clock.now()
+        case.filer_notified_at = services.clock.now()
         uow.commit()
 
 
-def publish_pending(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway, clock: Clock
-) -> int:
+def publish_pending(services: Services) -> int:
     """Post every card that an earlier attempt (or process) could not; return how many."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         pending = uow.cases.cards_to_post(stale_before=now - CARD_LEASE)
         unnotified = uow.cases.filers_to_notify()
     posted = 0
     for case_id in pending:
-        if publish_card(uow_factory, config, slack, clock, case_id):
+        if publish_card(services, case_id):
             posted += 1
     for case_id in unnotified:
-        notify_filer(uow_factory, slack, clock, case_id)
+        notify_filer(services, case_id)
     return posted

@@ -17,12 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from storage.metrics import ALL, COUNTERS, Queue, Window
-from storage.uow import UnitOfWorkFactory
-from workflows.clock import Clock
-from workflows.config import SwarmConfig
 from workflows.errors import SwarmError
-from workflows.ports import SlackGateway
 from workflows.routing import is_admin, leads_of, require_topic
+from workflows.services import Services
 
 PERIODS: dict[str, timedelta | None] = {
     "7d": timedelta(days=7),
@@ -218,9 +215,7 @@ EMPTY_QUEUE = Queue(0, None)
 
 
 def report(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     period: str = DEFAULT_PERIOD,
@@ -236,14 +231,14 @@ def report(
     """
     period = parse_period(period)
     if topic is not None:
-        require_topic(config, topic)
+        require_topic(services.config, topic)
     topics = [topic] if topic is not None else None
     scope: list[str] | None = None
     if people_topics is not False:
         scope = [topic] if topic is not None else people_topics and list(people_topics)
-    window, previous = windows_of(period, until or clock.now())
+    window, previous = windows_of(period, until or services.clock.now())
     windows = [window] if previous is None else [window, previous]
-    with uow_factory() as uow:
+    with services.uow() as uow:
         tally = uow.metrics.tally(team_id=team_id, topics=topics, windows=windows)
         queue_now = (
             uow.metrics.open_now(team_id=team_id, topics=topics)
@@ -268,7 +263,7 @@ def report(
     for (i, key), values in tally.counters.items():
         counters[i][key] = values
 
-    keys = [topic] if topic is not None else [t.key for t in config.topics]
+    keys = [topic] if topic is not None else [t.key for t in services.config.topics]
     seen = {k for c in counters for k in c} | set(queue_now)
     keys += sorted(seen - set(keys))
     per_topic = {
@@ -288,7 +283,7 @@ def report(
         )
     labels = {}
     for key in keys:
-        configured = config.topic(key)
+        configured = services.config.topic(key)
         labels[key] = configured.title if configured else key
     persons = None
     if people is not None:
@@ -313,9 +308,7 @@ def report(
 
 
 def people_scope(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -323,26 +316,23 @@ def people_scope(
 ) -> list[str] | None | Literal[False]:
     """Which topics' per-person figures a user may see: those they lead (None: all, for
     admins and leads of every topic), or False when they lead none of the asked ones."""
-    if is_admin(config, slack, user_id):
+    if is_admin(services.config, services.slack, user_id):
         return [topic] if topic else None
-    with uow_factory() as uow:
+    with services.uow() as uow:
         led = [
             t.key
-            for t in config.topics
-            if user_id in leads_of(uow, config, team_id=team_id, topic_key=t.key)
+            for t in services.config.topics
+            if user_id in leads_of(uow, services.config, team_id=team_id, topic_key=t.key)
         ]
     if topic is not None:
         return [topic] if topic in led else False
     if not led:
         return False
-    return None if len(led) == len(config.topics) else led
+    return None if len(led) == len(services.config.topics) else led
 
 
 def stats(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -352,12 +342,10 @@ def stats(
     """`/swarm stats [period] [topic]`: the report, with per-person figures for leads only."""
     period = parse_period(period)
     if topic is not None:
-        require_topic(config, topic)
-    scope = people_scope(uow_factory, config, slack, team_id=team_id, user_id=user_id, topic=topic)
+        require_topic(services.config, topic)
+    scope = people_scope(services, team_id=team_id, user_id=user_id, topic=topic)
     return report(
-        uow_factory,
-        config,
-        clock,
+        services,
         team_id=team_id,
         period=period,
         topic=topic,

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.domain import ParticipantRole
 from storage.models import Case, Message
-from storage.uow import UnitOfWork, UnitOfWorkFactory
-from workflows.clock import Clock
+from storage.uow import UnitOfWork
+from workflows.cases import refresh_card
+from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
 from workflows.swarming import start_swarming
 from workflows.text import storable
 
@@ -85,17 +87,16 @@ def _stored(uow: UnitOfWork, channel_id: str, ts: str) -> Message | None:
     )
 
 
-def record(
-    uow_factory: UnitOfWorkFactory, clock: Clock, message: ThreadMessage, *, live: bool = True
-) -> Recorded | None:
+def record(services: Services, message: ThreadMessage, *, live: bool = True) -> Recorded | None:
     """Store a message of a case record once; None when it is not in one or already stored.
 
     A human replier joins the swarm; the first reply in the thread by a human other than the
     filer is the case's first response (live messages only: a backfill does not rewrite it
-    unless it was never recorded), and an open case starts swarming.
+    unless it was never recorded), and an open case starts swarming. A live change of the
+    case refreshes its card and re-arms its timers.
     """
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = case_of(
             uow, channel_id=message.channel_id, ts=message.ts, thread_ts=message.thread_ts
         )
@@ -155,19 +156,24 @@ def record(
             )
             changed = True
         uow.commit()
-        return Recorded(case.id, changed)
+        done = Recorded(case.id, changed)
+        card = CaseSnapshot.of(case, services.config) if changed and live else None
+    if card is not None:
+        # A live change of the case itself: the card shows it and the SLA timers follow it.
+        refresh_card(services.slack, card)
+        services.timers.case_changed(done.case_id)
+    return done
 
 
 def edit(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
+    services: Services,
     message: ThreadMessage,
     *,
     edited_ts: str | None,
     live: bool = True,
 ) -> Recorded | None:
     """Apply an edit; an edited message the record never saw is recorded as it is now."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         stored = _stored(uow, message.channel_id, message.ts)
         if stored is not None:
             if stored.deleted_at is not None or (
@@ -176,22 +182,20 @@ def edit(
                 return None
             stored.text = message.text
             stored.files = list(message.files)
-            stored.edited_at = ts_time(edited_ts) if edited_ts else clock.now()
+            stored.edited_at = ts_time(edited_ts) if edited_ts else services.clock.now()
             uow.commit()
             return Recorded(stored.case_id, False)
-    return record(uow_factory, clock, message, live=live)
+    return record(services, message, live=live)
 
 
-def delete(
-    uow_factory: UnitOfWorkFactory, clock: Clock, *, channel_id: str, ts: str
-) -> Recorded | None:
+def delete(services: Services, *, channel_id: str, ts: str) -> Recorded | None:
     """Apply a deletion: the text and files are dropped, the fact of the message stays."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         stored = _stored(uow, channel_id, ts)
         if stored is None or stored.deleted_at is not None:
             return None
         stored.text = ""
         stored.files = []
-        stored.deleted_at = clock.now()
+        stored.deleted_at = services.clock.now()
         uow.commit()
         return Recorded(stored.case_id, False)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from storage.domain import CaseStatus
 from storage.models import Case
-from storage.uow import UnitOfWork, UnitOfWorkFactory
+from storage.uow import UnitOfWork
 from workflows.announcements import deliver
 from workflows.cases import find_case, refresh_card
-from workflows.clock import Clock
 from workflows.config import SwarmConfig
 from workflows.errors import InvalidCase, NotAllowed, SwarmError
-from workflows.ports import CaseCard, SlackGateway
+from workflows.ports import SlackGateway
 from workflows.routing import is_lead
+from workflows.services import Services
 from workflows.sla import restart_resolution_clock
-from workflows.text import CONTROL_ERROR, clip, escape, has_control
+from workflows.snapshot import CaseSnapshot
+from workflows.text import CONTROL_ERROR, clip, duration, escape, has_control
 
 log = logging.getLogger(__name__)
 
@@ -88,22 +88,20 @@ def may_act(
 
 
 def require_may_resolve(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
     case_number: str | None = None,
     case_id: int | None = None,
-) -> CaseCard:
+) -> CaseSnapshot:
     """The open case the user may resolve, or why not (checked before the modal opens)."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
-        _check(uow, config, slack, case, user_id, "resolve")
+        _check(uow, services.config, services.slack, case, user_id, "resolve")
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
-        return CaseCard.of(case, config)
+        return CaseSnapshot.of(case, services.config)
 
 
 def _check(
@@ -122,10 +120,7 @@ def _check(
 
 
 def resolve(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     resolution: Resolution,
     *,
     team_id: str,
@@ -137,10 +132,10 @@ def resolve(
     errors = validate(resolution)
     if errors:
         raise InvalidCase(errors)
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
-        _check(uow, config, slack, case, user_id, "resolve")
+        _check(uow, services.config, services.slack, case, user_id, "resolve")
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
         case.status = CaseStatus.RESOLVED
@@ -170,13 +165,13 @@ def resolve(
                 )
             )
         if case.incident_channel_id:
-            after = config.escalation.archive_after
+            after = services.config.escalation.archive_after
             owed.append(
                 uow.cases.owe_post(
                     case=case,
                     channel_id=case.incident_channel_id,
                     at=now,
-                    text=f"{text}\nThis channel will be archived in {_human(after)}.",
+                    text=f"{text}\nThis channel will be archived in {duration(after)}.",
                 )
             )
         if case.filer_id and case.filer_id != user_id:
@@ -191,11 +186,12 @@ def resolve(
                 )
             )
         uow.commit()
-        card = CaseCard.of(case, config)
+        card = CaseSnapshot.of(case, services.config)
         post_ids = [post.id for post in owed]
-    problems = deliver(uow_factory, slack, clock, post_ids)
-    problem = refresh_card(slack, card)
+    problems = deliver(services, post_ids)
+    problem = refresh_card(services.slack, card)
     problems += [problem] if problem else []
+    services.timers.case_changed(card.case_id)
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
     )
@@ -217,10 +213,7 @@ def resolution_text(case: Case, user_id: str) -> str:
 
 
 def reopen(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -228,10 +221,10 @@ def reopen(
     case_id: int | None = None,
 ) -> Changed:
     """`/swarm reopen`: back to swarming (or escalated), the incident channel unarchived."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
-        _check(uow, config, slack, case, user_id, "reopen")
+        _check(uow, services.config, services.slack, case, user_id, "reopen")
         if case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")
         case.status = CaseStatus.ESCALATED if case.incident_channel_id else CaseStatus.SWARMING
@@ -244,7 +237,7 @@ def reopen(
         )
         case.resolved_at = None
         case.resolved_by = None
-        restart_resolution_clock(uow, config, case, now)
+        restart_resolution_clock(uow, services.config, case, now)
         text = f":leftwards_arrow_with_hook: <@{user_id}> reopened case {escape(case.case_number)}."
         owed = []
         if case.thread_ts:
@@ -264,16 +257,16 @@ def reopen(
                 )
             )
         uow.commit()
-        card = CaseCard.of(case, config)
+        card = CaseSnapshot.of(case, services.config)
         post_ids = [post.id for post in owed]
     problems: list[str] = []
     if card.incident_channel_id:
         try:
-            slack.unarchive_channel(card.incident_channel_id)
+            services.slack.unarchive_channel(card.incident_channel_id)
         except SwarmError as exc:
             problems.append(str(exc))
         else:
-            with uow_factory() as uow:
+            with services.uow() as uow:
                 case = uow.cases.get(card.case_id)
                 assert case is not None
                 if case.incident_archived_at is not None:
@@ -281,23 +274,55 @@ def reopen(
                     uow.cases.add_event(
                         case=case,
                         kind="incident_unarchived",
-                        at=clock.now(),
+                        at=services.clock.now(),
                         data={"channel": card.incident_channel_id},
                     )
                 uow.commit()
-    problems += deliver(uow_factory, slack, clock, post_ids)
-    problem = refresh_card(slack, card)
+    problems += deliver(services, post_ids)
+    problem = refresh_card(services.slack, card)
     problems += [problem] if problem else []
+    services.timers.case_changed(card.case_id)
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
     )
 
 
-def _human(delta: timedelta) -> str:
-    """`7 days`, `12 hours`, `30 minutes`."""
-    seconds = int(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"
+def archive_resolved_incidents(services: Services) -> int:
+    """Archive every incident channel resolved at least `archive_after` ago; return how many."""
+    now = services.clock.now()
+    with services.uow() as uow:
+        due = uow.cases.incidents_to_archive(
+            resolved_before=now - services.config.escalation.archive_after
+        )
+    archived = 0
+    for case_id in due:
+        with services.uow() as uow:
+            case = uow.cases.get(case_id)
+            if case is None or case.is_open or case.incident_archived_at is not None:
+                continue
+            channel_id, number = case.incident_channel_id, case.case_number
+        assert channel_id is not None
+        try:
+            services.slack.archive_channel(channel_id)
+        except SwarmError as exc:
+            log.warning("case %s: incident channel %s not archived: %s", number, channel_id, exc)
+            continue
+        with services.uow() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            reopened = case.is_open
+            if not reopened:
+                case.incident_archived_at = services.clock.now()
+                uow.cases.add_event(
+                    case=case,
+                    kind="incident_archived",
+                    at=services.clock.now(),
+                    data={"channel": channel_id},
+                )
+                uow.commit()
+        if reopened:
+            # Reopened while this was archiving it: the case needs its room back.
+            services.slack.unarchive_channel(channel_id)
+            continue
+        archived += 1
+    return archived

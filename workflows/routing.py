@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from storage.domain import Role
 from storage.uow import UnitOfWork
-from workflows.clock import Clock
 from workflows.config import SwarmConfig, Topic
 from workflows.errors import NotALead, NotAnAdmin, SwarmError, UnknownTopic
 from workflows.ports import SlackGateway
+from workflows.services import Services
 
 
 def require_topic(config: SwarmConfig, key: str) -> Topic:
@@ -80,10 +80,7 @@ class RouteSet:
 
 
 def set_route(
-    uow_factory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -92,16 +89,25 @@ def set_route(
     channel_id: str,
 ) -> RouteSet:
     """`/swarm route`: make a channel the swarm channel of a topic (and region)."""
-    topic = require_topic(config, topic_key)
+    topic = require_topic(services.config, topic_key)
     if region and region not in topic.regions:
         known = ", ".join(topic.regions) or "none"
         raise SwarmError(f"Topic `{topic_key}` has no region `{region}` (regions: {known}).")
     if not channel_id.startswith(("C", "G")):
         raise SwarmError("Run `/swarm route` in the channel that should become the swarm channel.")
-    with uow_factory() as uow:
-        if not is_lead(uow, config, slack, team_id=team_id, user_id=user_id, topic_key=topic_key):
+    with services.uow() as uow:
+        if not is_lead(
+            uow,
+            services.config,
+            services.slack,
+            team_id=team_id,
+            user_id=user_id,
+            topic_key=topic_key,
+        ):
             raise NotALead("change routing", topic_key)
-        previous = channel_for(uow, config, team_id=team_id, topic_key=topic_key, region=region)
+        previous = channel_for(
+            uow, services.config, team_id=team_id, topic_key=topic_key, region=region
+        )
         uow.cases.ensure_workspace(team_id=team_id)
         uow.routing.set_route(
             team_id=team_id,
@@ -109,17 +115,14 @@ def set_route(
             region=region,
             channel_id=channel_id,
             set_by=user_id,
-            at=clock.now(),
+            at=services.clock.now(),
         )
         uow.commit()
     return RouteSet(topic_key, region, channel_id, previous)
 
 
 def add_role(
-    uow_factory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     actor_id: str,
@@ -129,13 +132,18 @@ def add_role(
 ) -> bool:
     """`/swarm lead` (admins) and `/swarm expert` (leads of the topic); False if already so."""
     if topic_key:
-        require_topic(config, topic_key)
-    with uow_factory() as uow:
+        require_topic(services.config, topic_key)
+    with services.uow() as uow:
         if role is Role.LEAD:
-            if not is_admin(config, slack, actor_id):
+            if not is_admin(services.config, services.slack, actor_id):
                 raise NotAnAdmin("name swarm leads")
         elif not is_lead(
-            uow, config, slack, team_id=team_id, user_id=actor_id, topic_key=topic_key
+            uow,
+            services.config,
+            services.slack,
+            team_id=team_id,
+            user_id=actor_id,
+            topic_key=topic_key,
         ):
             raise NotALead("name experts", topic_key)
         uow.cases.ensure_workspace(team_id=team_id)
@@ -145,7 +153,7 @@ def add_role(
             user_id=user_id,
             role=role,
             added_by=actor_id,
-            at=clock.now(),
+            at=services.clock.now(),
         )
         uow.commit()
         return added

@@ -8,10 +8,9 @@ from datetime import UTC, date, datetime, time
 from storage.domain import CaseStatus
 from storage.search import Hit, SearchQuery
 from storage.search import search as run_search
-from storage.uow import UnitOfWorkFactory
 from workflows.config import SwarmConfig
 from workflows.errors import SwarmError
-from workflows.ports import SlackGateway
+from workflows.services import Services
 
 PAGE_SIZE = 5
 STATUSES = {
@@ -87,9 +86,7 @@ def build_query(
 
 
 def search(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -98,15 +95,17 @@ def search(
     offset: int = 0,
 ) -> Results:
     """One page of results the user may read, best first."""
-    query = build_query(config, team_id=team_id, words=words, filters=filters, offset=offset)
+    query = build_query(
+        services.config, team_id=team_id, words=words, filters=filters, offset=offset
+    )
     readable: dict[str, bool] = {}
 
     def may_read(channel_id: str) -> bool:
         if channel_id not in readable:
-            readable[channel_id] = slack.can_read(user_id, channel_id)
+            readable[channel_id] = services.slack.can_read(user_id, channel_id)
         return readable[channel_id]
 
-    with uow_factory() as uow:
+    with services.uow() as uow:
         for _ in range(ACCESS_ROUNDS):
             page = run_search(uow.session, query)
             hidden = {h.channel_id for h in page.hits if not may_read(h.channel_id)}
@@ -119,6 +118,6 @@ def search(
         if hit.kind == "case" or not hit.ts:
             link = hit.case_permalink
         else:
-            link = slack.permalink(hit.channel_id, hit.ts) or hit.case_permalink
+            link = services.slack.permalink(hit.channel_id, hit.ts) or hit.case_permalink
         found.append(Found(hit, link))
     return Results(words, dict(filters), query.offset, tuple(found), page.more)

@@ -9,13 +9,14 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
 from storage.domain import CaseStatus, Urgency
-from storage.uow import UnitOfWork, UnitOfWorkFactory
-from workflows.clock import Clock
+from storage.uow import UnitOfWork
 from workflows.config import SwarmConfig
 from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
-from workflows.ports import CaseCard, SlackGateway, Timers
+from workflows.ports import SlackGateway
 from workflows.routing import channel_for, is_lead, leads_of
-from workflows.text import escape
+from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
+from workflows.text import case_link, duration, escape
 
 log = logging.getLogger(__name__)
 
@@ -101,26 +102,6 @@ def timers_of(case: TimedCase, config: SwarmConfig) -> list[Timer]:
     return timers
 
 
-def span(delta: timedelta) -> str:
-    """A duration for people: `45s`, `48m`, `1h 12m`, `2d 4h`."""
-    seconds = max(0, int(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
-
-
-def _case_link(card: CaseCard) -> str:
-    number = escape(card.case_number)
-    return f"<{card.permalink}|{number}>" if card.permalink else number
-
-
 # -- urgency ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UrgencyChanged:
@@ -132,11 +113,7 @@ class UrgencyChanged:
 
 
 def change_urgency(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
-    timers: Timers,
+    services: Services,
     *,
     team_id: str,
     actor_id: str,
@@ -146,19 +123,24 @@ def change_urgency(
     """Set a case's urgency (leads and the filer) and move its SLA deadlines with it."""
     if urgency not in {u.value for u in Urgency}:
         raise SwarmError(f"`{escape(urgency)}` is not an urgency (low, medium, high, critical).")
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
         if case is None:
             raise CaseNotFound(case_number)
         if actor_id != case.filer_id and not is_lead(
-            uow, config, slack, team_id=team_id, user_id=actor_id, topic_key=case.topic_key
+            uow,
+            services.config,
+            services.slack,
+            team_id=team_id,
+            user_id=actor_id,
+            topic_key=case.topic_key,
         ):
             raise NotALead("change the urgency", case.topic_key)
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is resolved; reopen it first.")
         previous = str(case.urgency)
-        target = config.sla.target(urgency)
+        target = services.config.sla.target(urgency)
         case.urgency = Urgency(urgency)
         # Targets count from filing; a case already answered keeps its first response.
         if case.first_response_at is None and case.first_response_breached_at is None:
@@ -182,11 +164,11 @@ def change_urgency(
             None if case.first_response_at else case.first_response_due,
             case.resolution_due,  # type: ignore[arg-type]
         )
-        card = CaseCard.of(case, config)
+        card = CaseSnapshot.of(case, services.config)
         case_id = case.id
-    timers.case_changed(case_id)
+    services.timers.case_changed(case_id)
     try:
-        slack.update_case_card(card)
+        services.slack.update_case_card(card)
     except SwarmError as exc:
         log.warning("case %s: card not updated after urgency change: %s", card.case_number, exc)
     return changed
@@ -205,20 +187,17 @@ def restart_resolution_clock(
 
 # -- timers firing ---------------------------------------------------------------------------
 def fire_timer(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     case_id: int,
     kind: str,
 ) -> bool:
     """Remind or alert for one timer if the case still needs it; True when this call sent it."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         if case is None:
             return False
-        timer = next((t for t in timers_of(case, config) if t.kind == kind), None)
+        timer = next((t for t in timers_of(case, services.config) if t.kind == kind), None)
         if timer is None or timer.due > now:
             return False  # handled meanwhile, or moved later (its re-armed job will come)
         if kind in (FIRST_RESPONSE_REMINDER, RESOLUTION_REMINDER) and _due_of(case, kind) <= now:
@@ -227,7 +206,7 @@ def fire_timer(
             return False  # another process sent it
         uow.session.refresh(case)
         target_name = "first response" if kind.startswith("first-response") else "resolution"
-        target = config.sla.target(str(case.urgency))
+        target = services.config.sla.target(str(case.urgency))
         length = target.first_response if target_name == "first response" else target.resolution
         breach = kind in (FIRST_RESPONSE, RESOLUTION)
         uow.cases.add_event(
@@ -236,19 +215,19 @@ def fire_timer(
             at=now,
             data={"target": target_name, "due": timer.due.isoformat(), "job": timer.job_id},
         )
-        leads = leads_of(uow, config, team_id=case.team_id, topic_key=case.topic_key)
-        card = CaseCard.of(case, config)
+        leads = leads_of(uow, services.config, team_id=case.team_id, topic_key=case.topic_key)
+        card = CaseSnapshot.of(case, services.config)
         due = timer.due if breach else _due_of(case, kind)
         uow.commit()
     try:
         if breach:
-            _alert_leads(slack, card, leads, target_name, length, now - due)
+            _alert_leads(services.slack, card, leads, target_name, length, now - due)
         else:
-            _remind(slack, card, target_name, length, due - now)
+            _remind(services.slack, card, target_name, length, due - now)
     except SlackUnavailable as exc:
         # Slack did not take it: give the mark back so the next reconciliation sends it.
         log.warning("case %s: %s not sent yet: %s", card.case_number, kind, exc)
-        with uow_factory() as uow:
+        with services.uow() as uow:
             uow.schedule.claim_mark(case_id=case_id, column=MARK[kind], now=None, expected=now)
             uow.commit()
         return False
@@ -264,37 +243,39 @@ def _due_of(case: Any, kind: str) -> datetime:
 
 
 def _remind(
-    slack: SlackGateway, card: CaseCard, target: str, length: timedelta, left: timedelta
+    slack: SlackGateway, card: CaseSnapshot, target: str, length: timedelta, left: timedelta
 ) -> None:
     if not card.thread_ts:
         return
     if target == "first response":
         text = (
             f":hourglass_flowing_sand: No reply yet to case {escape(card.case_number)}: the "
-            f"{target} SLA ({span(length)}, {card.urgency}) is breached in {span(left)}. "
+            f"{target} SLA ({duration(length)}, {card.urgency}) is breached in {duration(left)}. "
             "Can someone take it?"
         )
     else:
         who = f"<@{card.assignee_id}>" if card.assignee_id else "Swarm"
         text = (
             f":hourglass_flowing_sand: {who}, case {escape(card.case_number)} must be resolved "
-            f"within {span(left)} to meet its {target} SLA ({span(length)}, {card.urgency})."
+            f"within {duration(left)} to meet its {target} SLA "
+            f"({duration(length)}, {card.urgency})."
         )
     slack.post_in_thread(card.channel_id, card.thread_ts, text)
 
 
 def _alert_leads(
     slack: SlackGateway,
-    card: CaseCard,
+    card: CaseSnapshot,
     leads: Sequence[str],
     target: str,
     length: timedelta,
     late: timedelta,
 ) -> None:
-    late_text = f" ({span(late)} ago)" if late >= timedelta(minutes=1) else ""
+    late_text = f" ({duration(late)} ago)" if late >= timedelta(minutes=1) else ""
+    link = case_link(card.case_number, card.permalink)
     text = (
-        f":rotating_light: Case {_case_link(card)} ({card.urgency}, {escape(card.topic_label)}) "
-        f"breached its {target} SLA of {span(length)}{late_text}: {escape(card.summary)}"
+        f":rotating_light: Case {link} ({card.urgency}, {escape(card.topic_label)}) "
+        f"breached its {target} SLA of {duration(length)}{late_text}: {escape(card.summary)}"
     )
     for lead in leads:
         slack.tell(lead, text)
@@ -305,20 +286,18 @@ def _alert_leads(
 
 
 # -- quiet swarms ----------------------------------------------------------------------------
-def nudge_stale(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway, clock: Clock
-) -> int:
+def nudge_stale(services: Services) -> int:
     """Nudge every open case thread quiet for `reminders.stale_after`, once per quiet spell."""
-    now = clock.now()
-    quiet = config.reminders.stale_after
-    with uow_factory() as uow:
+    now = services.clock.now()
+    quiet = services.config.reminders.stale_after
+    with services.uow() as uow:
         threads = uow.schedule.quiet_threads(ignore_events=OWN_EVENTS)
     nudged = 0
     for case_id, last_activity, nudged_at in threads:
         since = max(last_activity, nudged_at) if nudged_at else last_activity
         if now - since < quiet:
             continue
-        with uow_factory() as uow:
+        with services.uow() as uow:
             if not uow.schedule.claim_mark(
                 case_id=case_id, column="stale_nudged_at", now=now, expected=nudged_at
             ):
@@ -329,22 +308,22 @@ def nudge_stale(
             uow.cases.add_event(
                 case=case, kind="stale_nudged", at=now, data={"quiet_since": since.isoformat()}
             )
-            leads = leads_of(uow, config, team_id=case.team_id, topic_key=case.topic_key)
-            card = CaseCard.of(case, config)
+            leads = leads_of(uow, services.config, team_id=case.team_id, topic_key=case.topic_key)
+            card = CaseSnapshot.of(case, services.config)
             uow.commit()
         who = [card.assignee_id] if card.assignee_id else leads
         mentions = " ".join(f"<@{u}>" for u in who) or "Swarm"
         text = (
             f":zzz: {mentions}: case {escape(card.case_number)} has been quiet for "
-            f"{span(now - last_activity)} and is still {card.status}. "
+            f"{duration(now - last_activity)} and is still {card.status}. "
             "Where does it stand?"
         )
         assert card.thread_ts is not None
         try:
-            slack.post_in_thread(card.channel_id, card.thread_ts, text)
+            services.slack.post_in_thread(card.channel_id, card.thread_ts, text)
         except SlackUnavailable as exc:
             log.warning("case %s: stale nudge not sent yet: %s", card.case_number, exc)
-            with uow_factory() as uow:
+            with services.uow() as uow:
                 uow.schedule.claim_mark(
                     case_id=case_id, column="stale_nudged_at", now=nudged_at, expected=now
                 )
@@ -376,7 +355,7 @@ def digest_text(
     lines = ["*Daily swarm digest*"]
     if open_cases:
         oldest = open_cases[0]
-        wait = span(now - oldest.created_at)
+        wait = duration(now - oldest.created_at)
         lines.append(
             f"• Open queue: {len(open_cases)} case(s); oldest waiting {wait}"
             f" (case {escape(oldest.case_number)})"
@@ -394,22 +373,20 @@ def digest_text(
     return "\n".join(lines)
 
 
-def send_digests(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, slack: SlackGateway, clock: Clock
-) -> int:
+def send_digests(services: Services) -> int:
     """Post today's digest to each swarm channel that has not had it; return how many."""
-    now = clock.now()
+    now = services.clock.now()
     today = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    with uow_factory() as uow:
+    with services.uow() as uow:
         targets = [
             (team, channel)
             for team in uow.schedule.team_ids()
-            for channel in swarm_channels(uow, config, team_id=team)
+            for channel in swarm_channels(uow, services.config, team_id=team)
         ]
     sent = 0
     for team, channel in targets:
         key = f"digest:{team}:{channel}:{today.date().isoformat()}"
-        with uow_factory() as uow:
+        with services.uow() as uow:
             if not uow.schedule.claim_run(key=key, at=now):
                 continue
             open_cases, resolved = uow.schedule.digest_figures(
@@ -418,10 +395,10 @@ def send_digests(
             text = digest_text(open_cases, resolved, now)
             uow.commit()
         try:
-            slack.post_in_channel(channel, text)
+            services.slack.post_message(channel, text)
         except Exception as exc:  # one channel refusing must not cost the others their digest
             log.warning("digest for %s not posted: %s", channel, exc)
-            with uow_factory() as uow:
+            with services.uow() as uow:
                 uow.schedule.forget_run(key=key)
                 uow.commit()
             continue

@@ -10,13 +10,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from storage.uow import UnitOfWorkFactory
 from workflows import tickets
-from workflows.clock import Clock
-from workflows.config import SwarmConfig
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
 from workflows.intake import CaseDraft, file_case, publish_card, validate
-from workflows.ports import SlackGateway, Timers
+from workflows.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -37,47 +34,30 @@ class Landed:
 
 
 def file_and_post(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
-    timers: Timers,
+    services: Services,
     draft: CaseDraft,
 ) -> Landed:
     """File the case (InvalidCase, DuplicateCase as the modal), post its card, say where."""
-    filed = file_case(uow_factory, config, clock, draft)
-    if filed.created:
-        timers.case_changed(filed.case_id)
-    publish_card(uow_factory, config, slack, clock, filed.case_id)
-    return landed(uow_factory, config, filed.case_id, created=filed.created)
+    filed = file_case(services, draft)
+    publish_card(services, filed.case_id)
+    return landed(services, filed.case_id, created=filed.created)
 
 
-def landed(
-    uow_factory: UnitOfWorkFactory, config: SwarmConfig, case_id: int, *, created: bool
-) -> Landed:
+def landed(services: Services, case_id: int, *, created: bool) -> Landed:
     """Where a stored case is: its number, its link in the support system, its thread."""
-    with uow_factory() as uow:
+    with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
         return Landed(
             case_id=case.id,
             case_number=case.case_number,
-            case_url=config.case.case_url(case.case_number),
+            case_url=services.config.case.case_url(case.case_number),
             thread_permalink=case.permalink,
             created=created,
         )
 
 
-def file_from_ticket(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
-    timers: Timers,
-    *,
-    team_id: str,
-    payload: Any,
-) -> Landed:
+def file_from_ticket(services: Services, *, team_id: str, payload: Any) -> Landed:
     """File a case a ticketing system sent; a number already filed returns that case.
 
     InvalidCase carries every field error. The filer is the workspace member with
@@ -97,27 +77,27 @@ def file_from_ticket(
         details=fields.get("details", ""),
         customer=fields.get("customer", ""),
     )
-    errors = {**validate(draft, config), **errors}
+    errors = {**validate(draft, services.config), **errors}
     if errors:
         raise InvalidCase(errors)
-    earlier = _filed(uow_factory, team_id, draft.case_number)
+    earlier = _filed(services, team_id, draft.case_number)
     if earlier is not None:  # a redelivery: the sender gets what it got the first time
-        return landed(uow_factory, config, earlier, created=False)
+        return landed(services, earlier, created=False)
     email = fields.get("filer_email")
     if email:
         try:
-            draft = replace(draft, filer_id=slack.user_by_email(email) or "")
+            draft = replace(draft, filer_id=services.slack.user_by_email(email) or "")
         except SlackUnavailable as exc:
             log.warning("case %s: filer not looked up (%s); filed without", draft.case_number, exc)
     try:
-        return file_and_post(uow_factory, config, slack, clock, timers, draft)
+        return file_and_post(services, draft)
     except DuplicateCase:  # the same case, sent twice at once
-        earlier = _filed(uow_factory, team_id, draft.case_number)
+        earlier = _filed(services, team_id, draft.case_number)
         assert earlier is not None
-        return landed(uow_factory, config, earlier, created=False)
+        return landed(services, earlier, created=False)
 
 
-def _filed(uow_factory: UnitOfWorkFactory, team_id: str, case_number: str) -> int | None:
-    with uow_factory() as uow:
+def _filed(services: Services, team_id: str, case_number: str) -> int | None:
+    with services.uow() as uow:
         case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
         return case.id if case is not None else None

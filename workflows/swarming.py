@@ -7,14 +7,12 @@ from dataclasses import dataclass
 
 from storage.domain import CaseStatus, ParticipantRole
 from storage.models import Case
-from storage.uow import UnitOfWorkFactory
 from workflows.announcements import THREAD, deliver
 from workflows.cases import find_case, refresh_card
-from workflows.clock import Clock
-from workflows.config import SwarmConfig
 from workflows.errors import NotALead, SwarmError
-from workflows.ports import CaseCard, SlackGateway
 from workflows.routing import is_lead
+from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
 from workflows.text import escape
 
 log = logging.getLogger(__name__)
@@ -24,7 +22,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """What a swarm action did: the case after it, what to tell the user, and whether it changed."""
 
-    card: CaseCard
+    card: CaseSnapshot
     text: str
     changed: bool
 
@@ -46,10 +44,7 @@ def start_swarming(case: Case) -> bool:
 
 
 def join(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -57,8 +52,8 @@ def join(
     case_number: str | None = None,
 ) -> Outcome:
     """Join the swarm of a case (Join button)."""
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = find_case(
             uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
         )
@@ -69,7 +64,9 @@ def join(
         )
         if added is None:
             return Outcome(
-                CaseCard.of(case, config), f"You already are in the swarm of case {number}.", False
+                CaseSnapshot.of(case, services.config),
+                f"You already are in the swarm of case {number}.",
+                False,
             )
         swarming = start_swarming(case)
         uow.cases.add_event(
@@ -80,16 +77,14 @@ def join(
             data={"status": case.status.value} if swarming else {},
         )
         uow.commit()
-        card = CaseCard.of(case, config)
-    refresh_card(slack, card)
+        card = CaseSnapshot.of(case, services.config)
+    services.timers.case_changed(card.case_id)
+    refresh_card(services.slack, card)
     return Outcome(card, f"You joined the swarm of case {number}.", True)
 
 
 def claim(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     user_id: str,
@@ -102,10 +97,7 @@ def claim(
     which only leads may do.
     """
     return _assign(
-        uow_factory,
-        config,
-        slack,
-        clock,
+        services,
         team_id=team_id,
         actor_id=user_id,
         user_id=user_id,
@@ -115,10 +107,7 @@ def claim(
 
 
 def assign(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     actor_id: str,
@@ -127,10 +116,7 @@ def assign(
 ) -> Outcome:
     """`/swarm assign <case> @user`: leads (and admins) only, unless you assign yourself."""
     return _assign(
-        uow_factory,
-        config,
-        slack,
-        clock,
+        services,
         team_id=team_id,
         actor_id=actor_id,
         user_id=user_id,
@@ -139,10 +125,7 @@ def assign(
 
 
 def _assign(
-    uow_factory: UnitOfWorkFactory,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    clock: Clock,
+    services: Services,
     *,
     team_id: str,
     actor_id: str,
@@ -150,8 +133,8 @@ def _assign(
     case_id: int | None = None,
     case_number: str | None = None,
 ) -> Outcome:
-    now = clock.now()
-    with uow_factory() as uow:
+    now = services.clock.now()
+    with services.uow() as uow:
         case = find_case(
             uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
         )
@@ -160,11 +143,18 @@ def _assign(
         if case.assignee_id == user_id:
             who = "you" if user_id == actor_id else f"<@{user_id}>"
             return Outcome(
-                CaseCard.of(case, config), f"Case {number} already is assigned to {who}.", False
+                CaseSnapshot.of(case, services.config),
+                f"Case {number} already is assigned to {who}.",
+                False,
             )
         taking_over = case.assignee_id is not None and case.assignee_id != actor_id
         if (user_id != actor_id or taking_over) and not is_lead(
-            uow, config, slack, team_id=team_id, user_id=actor_id, topic_key=case.topic_key
+            uow,
+            services.config,
+            services.slack,
+            team_id=team_id,
+            user_id=actor_id,
+            topic_key=case.topic_key,
         ):
             what = (
                 f"take case {number} from <@{case.assignee_id}>"
@@ -196,10 +186,11 @@ def _assign(
             case=case, kind=THREAD, channel_id=case.channel_id, text=note, at=now
         )
         uow.commit()
-        card = CaseCard.of(case, config)
+        card = CaseSnapshot.of(case, services.config)
         post_id = post.id
-    refresh_card(slack, card)
-    for problem in deliver(uow_factory, slack, clock, [post_id]):
+    services.timers.case_changed(card.case_id)
+    refresh_card(services.slack, card)
+    for problem in deliver(services, [post_id]):
         log.warning("case %s: assignment note not posted yet: %s", card.case_number, problem)
     if user_id == actor_id:
         return Outcome(card, f"Case {number} is yours now.", True)

@@ -1,8 +1,9 @@
-"""Safe text for Slack: mrkdwn escaping and length limits (pure string functions)."""
+"""Text for Slack: mrkdwn escaping, length limits, case links and durations (pure functions)."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 ELLIPSIS = "…"
 # C0 controls other than tab, newline and carriage return, and DEL: nobody types them, and
@@ -52,3 +53,32 @@ def split(text: str, size: int) -> list[str]:
     if text:
         pieces.append(text)
     return pieces
+
+
+def case_link(case_number: str, url: str | None) -> str:
+    """The case number, escaped, linked to `url` (support system, thread) when there is one."""
+    number = escape(case_number)
+    return f"<{url}|{number}>" if url else number
+
+
+DURATION_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(delta: timedelta, *, exact: bool = False) -> str:
+    """A duration for people: `45s`, `48m`, `1h 12m`, `2d 4h` (seconds only under a minute).
+
+    `exact`: the configuration's spelling, one unit that loses nothing: `90s`, `2h`, `1w`.
+    """
+    seconds = max(0, int(delta.total_seconds()))
+    if exact:
+        unit, size = next((u, n) for u, n in DURATION_UNITS if seconds % n == 0)
+        return f"{seconds // size}{unit}"
+    parts = []
+    for unit, size in DURATION_UNITS[1:]:  # weeks read worse than days in a sentence
+        count, seconds = divmod(seconds, size)
+        if count or parts:
+            parts.append((count, unit))
+    shown = parts[:2] or [(0, "s")]
+    if len(shown) == 2 and (shown[1][0] == 0 or shown[1][1] == "s"):
+        shown = shown[:1]
+    return " ".join(f"{count}{unit}" for count, unit in shown)

@@ -22,8 +22,8 @@ from bot.blocks.elements import (
 )
 from bot.ids import Action
 from storage.domain import CaseStatus, Urgency
-from workflows.ports import CaseCard
-from workflows.text import clip, escape
+from workflows.snapshot import CaseSnapshot
+from workflows.text import case_link, clip, escape
 
 DETAILS_ON_CARD = 2800
 PARTICIPANTS_SHOWN = 12
@@ -42,24 +42,18 @@ STATUS_LABEL = {
 }
 
 
-def filer(card: CaseCard) -> str:
+def filer(card: CaseSnapshot) -> str:
     """Who filed the case: a mention, or the ticketing system when no one in Slack did."""
     return f"<@{card.filer_id}>" if card.filer_id else "the ticketing system"
 
 
-def case_link(card: CaseCard) -> str:
-    """The case number, linked to the support system when a URL template is set."""
-    number = escape(card.case_number)
-    return f"<{card.case_url}|{number}>" if card.case_url else number
-
-
-def case_card_text(card: CaseCard) -> str:
+def case_card_text(card: CaseSnapshot) -> str:
     """The notification text of a card."""
     text = f"Case {card.case_number} ({card.urgency.value}, {card.topic_label}): {card.summary}"
     return clip(escape(text), MESSAGE_TEXT_MAX)
 
 
-def case_card(card: CaseCard) -> list[Block]:
+def case_card(card: CaseSnapshot) -> list[Block]:
     """The case card posted in the swarm channel; its thread is the case record."""
     status = STATUS_LABEL[card.status]
     if card.status is CaseStatus.ESCALATED and card.severity:
@@ -68,7 +62,7 @@ def case_card(card: CaseCard) -> list[Block]:
         status += f" in <#{card.incident_channel_id}>"
     topic = escape(card.topic_label) + (f" · {escape(card.region)}" if card.region else "")
     fields = [
-        f"*Case*\n{case_link(card)}",
+        f"*Case*\n{case_link(card.case_number, card.case_url)}",
         f"*Urgency*\n{URGENCY_ICON[card.urgency]} {card.urgency.value.title()}",
         f"*Topic*\n{topic}",
         f"*Status*\n{status}",
@@ -140,7 +134,7 @@ def case_card(card: CaseCard) -> list[Block]:
     return blocks
 
 
-def card_overflow(card: CaseCard) -> str | None:
+def card_overflow(card: CaseSnapshot) -> str | None:
     """The part of the details that did not fit on the card, for the thread."""
     escaped = escape(card.details)
     if len(escaped) <= DETAILS_ON_CARD:

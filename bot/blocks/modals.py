@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 from slack_sdk.models.blocks import (
@@ -20,9 +21,9 @@ from bot.blocks.elements import SECTION_TEXT_MAX, modal, options, text_input
 from bot.ids import CONFIDENTIAL_YES, VALUE, Callback, EscalateField, Field, ResolveField
 from storage.domain import Urgency
 from workflows.config import SwarmConfig
-from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX
-from workflows.ports import CaseCard
-from workflows.resolution import NOTE_MAX, RESOLUTION_MAX, URL_MAX
+from workflows.intake import CUSTOMER_MAX, DETAILS_MAX, SUMMARY_MAX, CaseDraft
+from workflows.resolution import NOTE_MAX, RESOLUTION_MAX, URL_MAX, Resolution
+from workflows.snapshot import CaseSnapshot
 from workflows.text import clip, escape
 
 
@@ -153,11 +154,11 @@ def case_metadata_of(view: dict) -> CaseMetadata | None:
         return None
 
 
-def _case_title(card: CaseCard) -> str:
+def _case_title(card: CaseSnapshot) -> str:
     return clip(f"Case {card.case_number}: {card.summary}", SECTION_TEXT_MAX)
 
 
-def escalate_modal(card: CaseCard, *, severity: int, metadata: CaseMetadata) -> View:
+def escalate_modal(card: CaseSnapshot, *, severity: int, metadata: CaseMetadata) -> View:
     """Severity, reason and confidentiality of an escalation."""
     severities = options([(str(n), f"sev{n}") for n in (1, 2, 3, 4)])
     initial = next(o for o in severities if o.value == str(severity))
@@ -192,7 +193,7 @@ def escalate_modal(card: CaseCard, *, severity: int, metadata: CaseMetadata) -> 
     )
 
 
-def resolve_modal(card: CaseCard, *, metadata: CaseMetadata) -> View:
+def resolve_modal(card: CaseSnapshot, *, metadata: CaseMetadata) -> View:
     """Resolution, root cause, workaround and knowledge article of a case."""
     return modal(
         Callback.RESOLVE_VIEW,
@@ -227,4 +228,56 @@ def resolve_modal(card: CaseCard, *, metadata: CaseMetadata) -> View:
                 placeholder="https://",
             ),
         ],
+    )
+
+
+def intake_draft(view: dict, *, team_id: str, filer_id: str) -> CaseDraft:
+    """The case an intake modal submits, as entered (intake validates it)."""
+    values = field_values(view)
+    metadata = metadata_of(view)
+    return CaseDraft(
+        team_id=team_id,
+        filer_id=filer_id,
+        case_number=values.get(Field.CASE_NUMBER, ""),
+        urgency=values.get(Field.URGENCY, ""),
+        topic_key=values.get(Field.TOPIC, ""),
+        region=values.get(Field.REGION, ""),
+        summary=values.get(Field.SUMMARY, ""),
+        details=values.get(Field.DETAILS, ""),
+        customer=values.get(Field.CUSTOMER, ""),
+        origin_channel_id=metadata.origin_channel_id,
+        source_channel_id=metadata.source_channel_id,
+        source_ts=metadata.source_ts,
+        intake_view_id=view.get("id"),
+    )
+
+
+@dataclass(frozen=True)
+class EscalationAnswer:
+    """What the Escalate modal submits."""
+
+    severity: int | None
+    reason: str
+    confidential: bool
+
+
+def escalation_answer(view: dict) -> EscalationAnswer:
+    """Severity (None when not 1-4: the urgency's default), reason and confidentiality."""
+    values = field_values(view)
+    severity = values.get(EscalateField.SEVERITY, "")
+    return EscalationAnswer(
+        severity=int(severity) if severity in ("1", "2", "3", "4") else None,
+        reason=values.get(EscalateField.REASON, "").strip(),
+        confidential=CONFIDENTIAL_YES in values.get(EscalateField.CONFIDENTIAL, "").split(","),
+    )
+
+
+def resolution_answer(view: dict) -> Resolution:
+    """What the Resolve modal submits, as entered (resolution validates it)."""
+    values = field_values(view)
+    return Resolution(
+        resolution=values.get(ResolveField.RESOLUTION, ""),
+        root_cause=values.get(ResolveField.ROOT_CAUSE, ""),
+        workaround=values.get(ResolveField.WORKAROUND, ""),
+        kb_link=values.get(ResolveField.KB_LINK, ""),
     )

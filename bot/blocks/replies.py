@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -15,14 +16,77 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.blocks.card import STATUS_LABEL, URGENCY_ICON, case_link, filer
+from bot.blocks.card import STATUS_LABEL, URGENCY_ICON, filer
 from bot.blocks.elements import CONTEXT_TEXT_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
 from bot.ids import Action
+from storage.domain import Role
 from storage.search import END_MARK, MARK
-from workflows.escalation import Escalated
-from workflows.ports import CaseCard
+from workflows.config import SwarmConfig
+from workflows.incident_room import Escalated
+from workflows.resolution import Changed
+from workflows.routing import RouteSet
 from workflows.search import Results
-from workflows.text import clip, escape
+from workflows.sla import UrgencyChanged
+from workflows.snapshot import CaseSnapshot
+from workflows.text import case_link, clip, duration, escape
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to one request: its text, whether the channel sees it, its Block Kit if any."""
+
+    text: str
+    public: bool = False
+    blocks: list[Block] | None = None
+
+
+def route_text(result: RouteSet, config: SwarmConfig, user_id: str) -> str:
+    """What the channel is told when it becomes a topic's swarm channel."""
+    topic = config.topic(result.topic_key)
+    label = topic.title if topic else result.topic_key
+    where = f" ({result.region})" if result.region else ""
+    return (
+        f"<@{user_id}> made <#{result.channel_id}> the swarm channel for "
+        f"*{label}*{where} (was <#{result.previous_channel_id}>). New cases land here."
+    )
+
+
+def role_text(user_id: str, role: Role, topic: str | None, *, added: bool) -> str:
+    """The answer to `/swarm lead` and `/swarm expert`."""
+    scope = f"topic `{topic}`" if topic else "every topic"
+    title = "a lead" if role is Role.LEAD else "an expert"
+    if not added:
+        return f"<@{user_id}> already is {title} of {scope}."
+    return f"<@{user_id}> is now {title} of {scope}."
+
+
+def urgency_text(changed: UrgencyChanged) -> str:
+    """The answer to `/swarm urgency`: the new level and when the targets are due now."""
+    due = [
+        f"{name} due {_when(at)}"
+        for name, at in (
+            ("first response", changed.first_response_due),
+            ("resolution", changed.resolution_due),
+        )
+        if at is not None
+    ]
+    return (
+        f"Case {escape(changed.case_number)} is now *{changed.urgency}* "
+        f"(was {changed.previous}): {', '.join(due)}."
+    )
+
+
+def _when(at: datetime) -> str:
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def changed_text(changed: Changed, what: str) -> str:
+    """The answer to a resolve or reopen, with what Slack did not take."""
+    text = f"Case {changed.case_number} {what}."
+    if changed.problems:
+        text += " Slack did not take everything: " + "; ".join(changed.problems)
+    return text
 
 
 def escalated_text(result: Escalated) -> str:
@@ -52,42 +116,28 @@ def escalated_text(result: Escalated) -> str:
     return clip(text, MESSAGE_TEXT_MAX)
 
 
-def waited(since: datetime | None, now: datetime) -> str:
-    """How long since, for humans: `42s`, `17m 5s`, `3h 4m`, `2d 1h`."""
-    if since is None:
-        return "?"
-    seconds = max(int((now - since).total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+def _age(since: datetime | None, now: datetime) -> str:
+    return duration(now - since) if since is not None else "?"
 
 
-def case_line(card: CaseCard, now: datetime) -> str:
+def case_line(card: CaseSnapshot, now: datetime) -> str:
     """One line of the queue."""
-    where = (
-        f"<{card.permalink}|{escape(card.case_number)}>"
-        if card.permalink
-        else escape(card.case_number)
-    )
+    where = case_link(card.case_number, card.permalink)
     who = f" · <@{card.assignee_id}>" if card.assignee_id else ""
     return (
         f"{URGENCY_ICON[card.urgency]} {where} {escape(clip(card.summary, 80))} · "
-        f"{card.status.value} · waiting {waited(card.created_at, now)}{who}"
+        f"{card.status.value} · waiting {_age(card.created_at, now)}{who}"
     )
 
 
-def case_status(card: CaseCard, now: datetime) -> str:
+def case_status(card: CaseSnapshot, now: datetime) -> str:
     """The `/swarm status <case>` answer."""
     lines = [
-        f"*Case {case_link(card)}*: {escape(card.summary)}",
+        f"*Case {case_link(card.case_number, card.case_url)}*: {escape(card.summary)}",
         f"{URGENCY_ICON[card.urgency]} {card.urgency.value} · {escape(card.topic_label)}"
         + (f" · {escape(card.region)}" if card.region else "")
         + f" · {STATUS_LABEL[card.status]}",
-        f"Filed by {filer(card)} {waited(card.created_at, now)} ago"
+        f"Filed by {filer(card)} {_age(card.created_at, now)} ago"
         + (f" · assigned to <@{card.assignee_id}>" if card.assignee_id else " · unassigned"),
     ]
     if card.permalink:
@@ -99,11 +149,11 @@ def case_status(card: CaseCard, now: datetime) -> str:
     return clip("\n".join(lines), MESSAGE_TEXT_MAX)
 
 
-def queue_status(cards: Sequence[CaseCard], now: datetime, channel_id: str) -> str:
+def queue_status(cards: Sequence[CaseSnapshot], now: datetime, channel_id: str) -> str:
     """The `/swarm status` answer: this channel's open queue."""
     if not cards:
         return f"No open cases in <#{channel_id}>. :tada:"
-    oldest = waited(cards[0].created_at, now)
+    oldest = _age(cards[0].created_at, now)
     head = (
         f"*{len(cards)} open case{'s' if len(cards) != 1 else ''}* in <#{channel_id}>"
         f" (oldest waiting {oldest}):"
@@ -133,14 +183,15 @@ def search_more_value(results: Results) -> str | None:
     return value if len(value) <= SEARCH_VALUE_MAX else None
 
 
-def search_results(results: Results, topic_label: dict[str, str]) -> tuple[str, list[Block]]:
+def search_results(results: Results, config: SwarmConfig) -> Reply:
     """The ephemeral answer to `/swarm search`: ranked hits with snippets and links, and More."""
+    topic_label = {t.key: t.title for t in config.topics}
     shown = " ".join([results.words, *(f"{k}:{v}" for k, v in results.filters.items())])
     query = escape(clip(shown, 200))
     if not results.found:
         more = " on this page" if results.offset else ""
         text = f"No results{more} for `{query}` in cases you can read."
-        return text, [SectionBlock(text=MarkdownTextObject(text=text))]
+        return Reply(text, blocks=[SectionBlock(text=MarkdownTextObject(text=text))])
     first = results.offset + 1
     last = results.offset + len(results.found)
     head = f"Results {first}–{last} for `{query}`"
@@ -170,4 +221,4 @@ def search_results(results: Results, topic_label: dict[str, str]) -> tuple[str, 
                 elements=[ButtonElement(text="More", action_id=Action.SEARCH_MORE, value=value)]
             )
         )
-    return f"{head}.", blocks
+    return Reply(f"{head}.", blocks=blocks)

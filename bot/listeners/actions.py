@@ -1,4 +1,4 @@
-"""Buttons on the case card."""
+"""Buttons on the case card, and More under search results."""
 
 from __future__ import annotations
 
@@ -10,70 +10,50 @@ from slack_sdk import WebClient
 
 from bot.blocks.modals import CaseMetadata, escalate_modal, resolve_modal
 from bot.blocks.replies import search_results
-from bot.context import swarm_of, team_of
+from bot.context import services_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
-from workflows import cases, escalation, resolution, search, swarming
+from workflows import escalation, resolution, search, swarming
 from workflows.errors import SwarmError
-from workflows.ports import CaseCard
 
 
 def swarm_button(
-    ack: Ack,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    client: WebClient,
-    context: BoltContext,
-    respond: Respond,
+    ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond
 ) -> None:
     """Join or Claim on a card: the card updates for everyone, the clicker gets a word."""
     ack()
-    services = swarm_of(context)
     do = swarming.join if action["action_id"] == Action.JOIN else swarming.claim
     outcome = do(
-        services.uow,
-        services.config,
-        services.slack(client),
-        services.clock,
+        services_of(context),
         team_id=team_of(body, context),
         user_id=body["user"]["id"],
         case_id=int(action["value"]),
     )
-    if outcome.changed:
-        services.timers.case_changed(outcome.card.case_id)
     respond(text=outcome.text, response_type="ephemeral", replace_original=False)
 
 
 def search_more(
-    ack: Ack,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    client: WebClient,
-    context: BoltContext,
-    respond: Respond,
+    ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond
 ) -> None:
     """The next page of a search, in place of the one shown (access is checked again)."""
     ack()
-    services = swarm_of(context)
     try:
         state = json.loads(action["value"])
         words, filters, offset = str(state["w"]), dict(state["f"]), int(state["o"])
     except (ValueError, KeyError, TypeError):
         respond(text="That search has expired; run it again.", replace_original=False)
         return
+    services = services_of(context)
     results = search.search(
-        services.uow,
-        services.config,
-        services.slack(client),
+        services,
         team_id=team_of(body, context),
         user_id=body["user"]["id"],
         words=words,
         filters={str(k): str(v) for k, v in filters.items()},
         offset=offset,
     )
-    labels = {t.key: t.title for t in services.config.topics}
-    text, blocks = search_results(results, labels)
-    respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
+    reply = search_results(results, services.config)
+    respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=True)
 
 
 def _case_id(action: dict[str, Any]) -> int:
@@ -94,23 +74,15 @@ def escalate(
 ) -> None:
     """Escalate (leads only): the modal asking severity, reason and confidentiality."""
     ack()
-    swarm = swarm_of(context)
-    slack = swarm.slack(client)
-    case_id = _case_id(action)
-    team_id = team_of(body, context)
-    user_id = body["user"]["id"]
-    with swarm.uow() as uow:
-        case = cases.find_case(uow, team_id=team_id, case_id=case_id)
-        escalation.require_lead(uow, swarm.config, slack, case, user_id, "escalate cases")
-        if not case.is_open:
-            raise SwarmError(f"Case {case.case_number} is resolved; reopen it first.")
-        card = CaseCard.of(case, swarm.config)
-        severity = case.severity or escalation.default_severity(case.urgency)
-    metadata = CaseMetadata(case_id=case_id, origin_channel_id=_origin(body))
-    client.views_open(
-        trigger_id=body["trigger_id"],
-        view=escalate_modal(card, severity=severity, metadata=metadata),
+    form = escalation.escalation_form(
+        services_of(context),
+        team_id=team_of(body, context),
+        user_id=body["user"]["id"],
+        case_id=_case_id(action),
     )
+    metadata = CaseMetadata(case_id=form.card.case_id, origin_channel_id=_origin(body))
+    view = escalate_modal(form.card, severity=form.severity, metadata=metadata)
+    client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
 def resolve(
@@ -118,11 +90,8 @@ def resolve(
 ) -> None:
     """Resolve (filer, assignee, swarm, leads): the resolve modal."""
     ack()
-    swarm = swarm_of(context)
     card = resolution.require_may_resolve(
-        swarm.uow,
-        swarm.config,
-        swarm.slack(client),
+        services_of(context),
         team_id=team_of(body, context),
         user_id=body["user"]["id"],
         case_id=_case_id(action),

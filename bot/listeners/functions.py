@@ -6,10 +6,9 @@ import logging
 from typing import Any
 
 from slack_bolt import App, BoltContext, Complete, Fail
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import swarm_of, team_of
+from bot.context import services_of, team_of
 from bot.ids import Step, StepInput, StepOutput
 from bot.listeners.errors import guarded
 from workflows import sources
@@ -26,13 +25,11 @@ ALREADY_COMPLETED = "function_execution_not_found"
 def file_swarm_case(
     event: dict[str, Any],
     body: dict[str, Any],
-    client: WebClient,
     context: BoltContext,
     complete: Complete,
     fail: Fail,
 ) -> None:
     """File the case as the intake modal does; complete with where it landed, or fail."""
-    swarm = swarm_of(context)
     inputs = event.get("inputs") or {}
     filer = _text(inputs, StepInput.FILER)
     if not filer:
@@ -51,10 +48,8 @@ def file_swarm_case(
         intake_view_id=f"{sources.STEP_SUBMISSION}{event['function_execution_id']}",
     )
     try:
-        # `client` carries the execution's own token (Bolt's AttachingFunctionToken).
-        landed = sources.file_and_post(
-            swarm.uow, swarm.config, swarm.slack(client), swarm.clock, swarm.timers, draft
-        )
+        # context.client carries the execution's own token (Bolt's AttachingFunctionToken).
+        landed = sources.file_and_post(services_of(context), draft)
     except (InvalidCase, DuplicateCase) as exc:
         _finish(fail, str(exc))
         return

@@ -10,42 +10,33 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.blocks.modals import case_metadata_of, field_values, intake_modal, metadata_of
+from bot.blocks.modals import (
+    case_metadata_of,
+    escalation_answer,
+    intake_draft,
+    intake_modal,
+    metadata_of,
+    resolution_answer,
+)
 from bot.blocks.replies import escalated_text
-from bot.context import swarm_of, team_of
-from bot.ids import CONFIDENTIAL_YES, VALUE, Callback, EscalateField, Field, ResolveField
+from bot.context import services_of, swarm_of, team_of
+from bot.ids import VALUE, Callback, EscalateField, Field, ResolveField
 from bot.listeners.errors import guarded
 from workflows import escalation, resolution
 from workflows.errors import DuplicateCase, InvalidCase, SwarmError
-from workflows.intake import CaseDraft, file_case, publish_card
+from workflows.intake import file_case, publish_card
 
 log = logging.getLogger(__name__)
 
 
 def submit_intake(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     """Store the case, close the modal, then post the card and tell the filer."""
-    swarm = swarm_of(context)
-    values = field_values(view)
-    metadata = metadata_of(view)
-    draft = CaseDraft(
-        team_id=team_of(body, context),
-        filer_id=body["user"]["id"],
-        case_number=values.get(Field.CASE_NUMBER, ""),
-        urgency=values.get(Field.URGENCY, ""),
-        topic_key=values.get(Field.TOPIC, ""),
-        region=values.get(Field.REGION, ""),
-        summary=values.get(Field.SUMMARY, ""),
-        details=values.get(Field.DETAILS, ""),
-        customer=values.get(Field.CUSTOMER, ""),
-        origin_channel_id=metadata.origin_channel_id,
-        source_channel_id=metadata.source_channel_id,
-        source_ts=metadata.source_ts,
-        intake_view_id=view.get("id"),
-    )
+    services = services_of(context)
+    draft = intake_draft(view, team_id=team_of(body, context), filer_id=body["user"]["id"])
     try:
-        filed = file_case(swarm.uow, swarm.config, swarm.clock, draft)
+        filed = file_case(services, draft)
     except InvalidCase as exc:
         ack(response_action="errors", errors=_on_blocks(exc.errors, view))
         return
@@ -62,9 +53,7 @@ def submit_intake(
         )
         raise
     ack()
-    if filed.created:
-        swarm.timers.case_changed(filed.case_id)
-    publish_card(swarm.uow, swarm.config, swarm.slack(client), swarm.clock, filed.case_id)
+    publish_card(services, filed.case_id)
 
 
 def choose_topic(
@@ -93,7 +82,7 @@ def _on_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
 
 
 def submit_escalation(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     """Close the modal, escalate (or rename), then tell the lead what happened."""
     metadata = case_metadata_of(view)
@@ -101,40 +90,27 @@ def submit_escalation(
         ack(response_action="errors", errors={EscalateField.SEVERITY: "This form is out of date."})
         return
     ack()
-    swarm = swarm_of(context)
-    slack = swarm.slack(client)
-    values = field_values(view)
+    services = services_of(context)
+    answer = escalation_answer(view)
     user_id = body["user"]["id"]
-    severity = values.get(EscalateField.SEVERITY, "")
     result = escalation.escalate(
-        swarm.uow,
-        swarm.config,
-        slack,
-        swarm.clock,
+        services,
         team_id=team_of(body, context),
         user_id=user_id,
         case_id=metadata.case_id,
-        severity=int(severity) if severity in ("1", "2", "3", "4") else None,
-        reason=values.get(EscalateField.REASON, "").strip(),
-        confidential=CONFIDENTIAL_YES in values.get(EscalateField.CONFIDENTIAL, "").split(","),
+        severity=answer.severity,
+        reason=answer.reason,
+        confidential=answer.confidential,
     )
-    if not result.unchanged:
-        swarm.timers.case_changed(result.case_id)
-    slack.tell(user_id, escalated_text(result), channel_id=metadata.origin_channel_id)
+    services.slack.tell(user_id, escalated_text(result), channel_id=metadata.origin_channel_id)
 
 
 def submit_resolution(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     """Field errors inline; else close the modal and resolve."""
     metadata = case_metadata_of(view)
-    values = field_values(view)
-    answer = resolution.Resolution(
-        resolution=values.get(ResolveField.RESOLUTION, ""),
-        root_cause=values.get(ResolveField.ROOT_CAUSE, ""),
-        workaround=values.get(ResolveField.WORKAROUND, ""),
-        kb_link=values.get(ResolveField.KB_LINK, ""),
-    )
+    answer = resolution_answer(view)
     errors = resolution.validate(answer)
     if metadata is None:
         errors[ResolveField.RESOLUTION] = "This form is out of date."
@@ -142,19 +118,13 @@ def submit_resolution(
         ack(response_action="errors", errors=errors)
         return
     ack()
-    swarm = swarm_of(context)
-    slack = swarm.slack(client)
     changed = resolution.resolve(
-        swarm.uow,
-        swarm.config,
-        slack,
-        swarm.clock,
+        services_of(context),
         answer,
         team_id=team_of(body, context),
         user_id=body["user"]["id"],
         case_id=metadata.case_id,
     )
-    swarm.timers.case_changed(changed.case_id)
     if changed.problems:
         raise SwarmError(
             f"Case {changed.case_number} is resolved, but Slack did not take everything: "
