@@ -26,7 +26,7 @@ def create_app(
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
-    client = client or web_client(token, settings.slack_api_url)
+    client = client or web_client(token, settings.slack_api_url, retries=settings.slack_retries)
     if executor is None:
         # Listeners ack first and then wait on Slack; with Bolt's 5 threads, a 6th slow
         # interaction would wait for a free thread past Slack's 3 s and never be acked.

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     swarm_config: Path = Path("swarm.yaml")
     port: int = Field(default=3000, ge=1, le=65535)
     web_concurrency: int = Field(default=2, ge=1, le=64)
+    # Retries of a Slack call that got a 429 (after Retry-After), a 500/503 or a reset.
+    slack_retries: int = Field(default=3, ge=0, le=10)
     # Requests each HTTP worker serves at once; a request holds its thread only until the ack.
     web_threads: int = Field(default=16, ge=1, le=256)
     # Listeners running at once per process (Bolt's default is 5): each holds a thread for

@@ -75,6 +75,11 @@ class TempPostgres:
             "--locale=C",
             "--no-sync",
         )
+        self._serve()
+        return self.url("postgres")
+
+    def _serve(self) -> None:
+        data = str(self.datadir / "data")
         options = (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -93,7 +98,22 @@ class TempPostgres:
             "60",
             "start",
         )
-        return self.url("postgres")
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (connections dropped), keeping its data."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir / "data"),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        )
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port and data."""
+        self._serve()
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

@@ -11,11 +11,15 @@ from typing import Any
 from slack_bolt import App, Args
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from workflows.errors import SlackUnavailable, SwarmError
 
 log = logging.getLogger("swarm.errors")
 
+DATABASE_DOWN = (
+    "The database is not answering right now, so nothing was changed. Please try again in a minute."
+)
 SLACK_FAILED = {
     "expired_trigger_id": "The form took too long to open. Please try again.",
     "exchanged_trigger_id": "That form was already opened. Please try again.",
@@ -29,6 +33,9 @@ def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> N
         text = "Slack is not answering right now; what you did is saved and will be retried."
     elif isinstance(error, SwarmError):
         text = str(error)
+    elif database_down(error):
+        log.warning("database unavailable: %s", str(error).splitlines()[0])
+        text = DATABASE_DOWN
     else:
         code = getattr(getattr(error, "response", None), "get", lambda _k: None)("error")
         if code in SLACK_FAILED:
@@ -38,6 +45,21 @@ def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> N
             log.error("unhandled error (ref %s)", ref, exc_info=error)
             text = f"Something went wrong on our side (ref {ref}). Nothing you entered is lost."
     _tell(body, client, text)
+
+
+CANT_REACH_DATABASE = ("connection", "could not connect", "database is locked", "unable to open")
+
+
+def database_down(error: BaseException) -> bool:
+    """Whether an error means the database cannot be reached now (not a bug of ours)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate:  # PostgreSQL: connection exceptions (08) and shutdowns (57P)
+        return str(sqlstate).startswith(("08", "57P"))
+    return any(words in str(error.orig).lower() for words in CANT_REACH_DATABASE)
 
 
 def _tell(body: dict[str, Any], client: WebClient, text: str) -> None:
