@@ -22,17 +22,20 @@ Prints a Markdown table; medians and p95 of `--runs` runs each.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,12 +43,24 @@ from slack_sdk import WebClient  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from bot.gateway import AdminCache, WebSlack  # noqa: E402
+from bot.runtime import build_http, build_swarm  # noqa: E402
 from storage.db import create_db_engine, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Case, CaseEvent, Message, Participant, Workspace  # noqa: E402
 from storage.uow import UnitOfWorkFactory  # noqa: E402
-from tests.conftest import TEAM, TEST_CONFIG  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    CHANNELS,
+    SIGNING_SECRET,
+    TEAM,
+    TEST_CONFIG,
+    USERS,
+    QuietHandler,
+    ThreadingWSGIServer,
+    settings_for,
+)
+from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import throwaway_postgres  # noqa: E402
+from tests.slackdriver import SlackDriver, TrackingExecutor  # noqa: E402
 from workflows import metrics  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 from workflows.services import Services  # noqa: E402
@@ -280,6 +295,96 @@ def figures_latency(engine: Any, now: datetime, runs: int) -> dict[str, tuple[fl
     return out
 
 
+LEAD = "U0LEAD001"  # leads api: two thirds of the cases
+
+
+def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[str, Any]:
+    """`/swarm stats 90d` (as a lead: per-person figures too) and an App Home publish, through
+    the real HTTP app, timed until the fake Slack receives the answer."""
+    fake.reset()
+    for user_id, attrs in USERS.items():
+        fake.add_user(user_id, **attrs)
+    for channel_id, name in CHANNELS.items():
+        fake.add_channel(channel_id, name, members=[fake.bot_user_id, *USERS])
+    swarm = build_swarm(
+        settings_for(fake, db_url), config=parse_config(TEST_CONFIG), clock=FixedClock(now)
+    )
+    executor = TrackingExecutor()
+    _app, http = build_http(swarm, executor=executor)
+    server = make_server(
+        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = SlackDriver(
+        f"http://127.0.0.1:{server.server_port}/slack/events",
+        SIGNING_SECRET,
+        fake.respond_url,
+        executor,
+        team_id=TEAM,
+    )
+    stats_ms: list[float] = []
+    home_ms: list[float] = []
+    try:
+        for n in range(runs + 1):
+            started = time.monotonic()
+            driver.command("stats 90d", user=LEAD)
+            answer = fake.responses()[-1]
+            assert "Per person" in json.dumps(answer["body"].get("blocks")), answer
+            if n:  # the first run warms caches and connections
+                stats_ms.append((answer["at"] - started) * 1000)
+            started = time.monotonic()
+            driver.event(
+                {
+                    "type": "app_home_opened",
+                    "user": LEAD,
+                    "channel": f"D{LEAD}",
+                    "tab": "home",
+                    "event_ts": f"{time.time():.6f}",
+                }
+            )
+            publish = [c for c in fake.calls if c.method == "views.publish"][-1]
+            if n:
+                home_ms.append((publish.at - started) * 1000)
+        view = fake.views[f"home:{LEAD}"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        executor.shutdown()
+    return {
+        "stats": (statistics.median(stats_ms), p95(stats_ms)),
+        "home": (statistics.median(home_ms), p95(home_ms)),
+        "view": view,
+    }
+
+
+def home_as_text(view: dict[str, Any]) -> str:
+    """A Home view's blocks as plain text, roughly as Slack lays them out."""
+    lines: list[str] = []
+    for block in view["blocks"]:
+        kind = block["type"]
+        if kind == "header":
+            lines += [block["text"]["text"].upper(), ""]
+        elif kind == "divider":
+            lines.append("-" * 78)
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(block["text"]["text"])
+            fields = [f["text"].replace("\n", ": ") for f in block.get("fields", [])]
+            for i in range(0, len(fields), 2):
+                lines.append("   ".join(f"{f:<38}" for f in fields[i : i + 2]).rstrip())
+        elif kind == "context":
+            lines.append("  " + " ".join(e.get("text", "") for e in block["elements"]))
+        elif kind == "actions":
+            labels = []
+            for element in block["elements"]:
+                if element["type"] == "button":
+                    labels.append(f"[ {element['text']['text']} ]")
+                else:
+                    labels.append(f"[ {element.get('placeholder', {}).get('text', 'select')} v ]")
+            lines += ["  " + " ".join(labels), ""]
+    return "\n".join(lines)
+
+
 def run(name: str, db_url: str, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     engine = create_db_engine(db_url)
     upgrade(engine)
@@ -291,7 +396,14 @@ def run(name: str, db_url: str, args: argparse.Namespace, now: datetime) -> dict
     for period, (p50, p95_) in figures.items():
         print(f"[{name}] report {period}: p50 {p50:.1f} ms, p95 {p95_:.1f} ms", flush=True)
     engine.dispose()
-    return {"name": name, "load": loaded, "figures": figures}
+    with FakeSlack(team_id=TEAM) as fake:
+        app = app_latency(db_url, fake, now, args.runs)
+    print(
+        f"[{name}] /swarm stats 90d: p50 {app['stats'][0]:.1f} ms, p95 {app['stats'][1]:.1f} ms;"
+        f" Home publish: p50 {app['home'][0]:.1f} ms, p95 {app['home'][1]:.1f} ms",
+        flush=True,
+    )
+    return {"name": name, "load": loaded, "figures": figures, **app}
 
 
 def main() -> None:
@@ -301,6 +413,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--show-home", action="store_true", help="print the lead's Home as text")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     results = []
@@ -317,11 +430,19 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print()
-    print("| database | figures 7d p50/p95 (ms) | 30d | 90d | all |")
-    print("|---|---|---|---|---|")
+    print(
+        "| database | load (s) | figures 7d | 30d | 90d | all | `/swarm stats 90d` (lead) "
+        "| App Home publish (lead) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         cells = " | ".join(f"{p50:.1f} / {p95_:.1f}" for p50, p95_ in r["figures"].values())
-        print(f"| {r['name']} | {cells} |")
+        app = " | ".join(f"{r[k][0]:.1f} / {r[k][1]:.1f}" for k in ("stats", "home"))
+        print(f"| {r['name']} | {r['load']:.0f} | {cells} | {app} |")
+    print("\n(median / p95 in milliseconds)")
+    if args.show_home and results:
+        print("\nThe lead's Home, as text:\n")
+        print(home_as_text(results[-1]["view"]))
 
 
 if __name__ == "__main__":

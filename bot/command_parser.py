@@ -153,13 +153,15 @@ def _stats(name: str, rest: str, args: list[str]) -> Command:
         raise _usage(name)
     period, topic = None, None
     for arg in args:
-        if re.fullmatch(r"\d+d|all", arg.lower()):
+        if re.fullmatch(r"\d+d|all", arg.lower()) and period is None:
+            if arg.lower() not in ("7d", "30d", "90d", "all"):
+                raise _usage(name, f"`{echo(arg)}` is not a period.")
             period = arg.lower()
         elif topic is None:
-            topic = arg
+            topic = arg.lower()
         else:
             raise _usage(name)
-    return Command(name, period=period or "30d", topic=topic)
+    return Command(name, period=period or "7d", topic=topic)
 
 
 def _route(name: str, rest: str, args: list[str]) -> Command:
@@ -221,7 +223,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         ANYONE,
         _search,
     ),
-    "stats": Subcommand("[7d|30d|90d|all] [topic]", "the swarm's figures", ANYONE, _stats),
+    "stats": Subcommand(
+        "[7d|30d|90d|all] [topic]",
+        "the swarm's figures against the period before (default 7d); leads also see each person's",
+        ANYONE,
+        _stats,
+    ),
     "route": Subcommand(
         "<topic> [region]",
         "make this channel the topic's swarm channel",

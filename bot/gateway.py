@@ -385,6 +385,29 @@ class WebSlack:
                 return None
             raise SlackRefused(what, error) from exc
 
+    def upload_file(
+        self,
+        channel_id: str,
+        data: bytes,
+        *,
+        filename: str,
+        title: str,
+        alt_text: str,
+        comment: str = "",
+    ) -> None:
+        # files_upload_v2: files.getUploadURLExternal, the upload, files.completeUploadExternal.
+        self._refusable(
+            f"the file {filename}",
+            lambda: self.client.files_upload_v2(
+                channel=channel_id,
+                file=data,
+                filename=filename,
+                title=title,
+                alt_txt=alt_text[:1000],
+                initial_comment=comment or None,
+            ),
+        )
+
     def create_channel(self, name: str, *, private: bool) -> str:
         response = self._refusable(
             f"creating #{name}",

@@ -49,6 +49,15 @@ class Action(StrEnum):
     ESCALATE = "case-escalate"
     RESOLVE = "case-resolve"
     SEARCH_MORE = "search-more"
+    HOME_CLAIM = "home-claim"
+    HOME_ASSIGN = "home-assign"
+    HOME_ESCALATE = "home-escalate"
+    HOME_PAGE_PREVIOUS = "home-page-previous"
+    HOME_PAGE_NEXT = "home-page-next"
+
+
+# App Home: the block of each queued case carries its id after this prefix.
+HOME_CASE_BLOCK = "home-case-"
 
 
 class Field(StrEnum):

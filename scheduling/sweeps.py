@@ -19,7 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
 from bot.context import Swarm
-from workflows import announcements, incident_room, resolution, sla
+from bot.listeners.home import publish_home
+from workflows import announcements, home, incident_room, reports, resolution, sla
 from workflows.config import SwarmConfig
 from workflows.intake import publish_pending
 from workflows.services import Services
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STALE_SWEEP_MAX = timedelta(minutes=5)
+HOME_REFRESH_SECONDS = 3
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Runtime:
     swarm: Swarm
     client: WebClient
     scheduler: SwarmScheduler
+    # The last timeline entry the Home refresh has looked at (None: not yet, start from now).
+    home_cursor: int | None = None
 
     def services(self) -> Services:
         return self.swarm.services(self.client)
@@ -116,6 +120,24 @@ def retry_owed_posts(rt: Runtime) -> None:
         log.info("sent %d owed message(s)", sent)
 
 
+def post_weekly_charts(rt: Runtime) -> None:
+    """Each swarm channel's chart of the last four weeks (once per channel and week)."""
+    if not rt.swarm.config.reports.weekly.enabled:
+        return
+    sent = reports.post_weekly_charts(rt.services())
+    log.info("posted the weekly chart to %d swarm channel(s)", sent)
+
+
+def refresh_homes(rt: Runtime) -> None:
+    """Republish each open Home a case changed on since the last run: once per user however
+    many changes (the sweep's interval is the debounce)."""
+    users, rt.home_cursor = home.homes_to_refresh(rt.services(), after_event=rt.home_cursor)
+    for team_id, user_id in users:
+        publish_home(rt.swarm, rt.client, team_id=team_id, user_id=user_id)
+    if users:
+        log.info("refreshed %d App Home view(s)", len(users))
+
+
 # -- when they run ---------------------------------------------------------------------------
 Trigger = Callable[[SwarmConfig], BaseTrigger]
 
@@ -136,6 +158,11 @@ def daily_digest(config: SwarmConfig) -> BaseTrigger:
     return CronTrigger(hour=config.reminders.digest_hour, minute=0, timezone=UTC)
 
 
+def weekly_report(config: SwarmConfig) -> BaseTrigger:
+    weekly = config.reports.weekly
+    return CronTrigger(day_of_week=weekly.day, hour=weekly.hour, minute=weekly.minute, timezone=UTC)
+
+
 @dataclass(frozen=True)
 class Sweep:
     """A periodic job: its stable id, its body, when it runs, and whether also at take-over."""
@@ -154,5 +181,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("incidents:archive", archive_incidents, every(minutes=15)),
     Sweep("escalations:resume", resume_escalations, every(seconds=60), at_start=True),
     Sweep("posts:retry", retry_owed_posts, every(seconds=60), at_start=True),
+    Sweep("reports:weekly", post_weekly_charts, weekly_report),
+    Sweep("home:refresh", refresh_homes, every(seconds=HOME_REFRESH_SECONDS), at_start=True),
 )
 BY_NAME = {sweep.name: sweep for sweep in SWEEPS}

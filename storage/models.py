@@ -277,3 +277,19 @@ class PendingPost(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None] = mapped_column()
     given_up_at: Mapped[datetime | None] = mapped_column()
+
+
+class HomeView(Base):
+    """A user's App Home as last published: which page, which cases, and Slack's hash."""
+
+    __tablename__ = "home_views"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    page: Mapped[int] = mapped_column(Integer, default=0)
+    # The topics whose queue it shows (the user leads them) and the cases on it.
+    topics: Mapped[list[Any]] = mapped_column(default=list)
+    case_ids: Mapped[list[Any]] = mapped_column(default=list)
+    view_hash: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column()

@@ -12,6 +12,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import READ_ONLY
+from storage.home import HomeRepository
 from storage.metrics import MetricsRepository
 from storage.repositories import CaseRepository, RoutingRepository, ScheduleRepository
 
@@ -42,6 +43,7 @@ class UnitOfWork:
     routing: RoutingRepository
     schedule: ScheduleRepository
     metrics: MetricsRepository
+    homes: HomeRepository
 
     def __init__(self, sessions: sessionmaker[Session], *, read_only: bool = False) -> None:
         self._sessions = sessions
@@ -56,6 +58,7 @@ class UnitOfWork:
         self.routing = RoutingRepository(self.session)
         self.schedule = ScheduleRepository(self.session)
         self.metrics = MetricsRepository(self.session)
+        self.homes = HomeRepository(self.session)
         _units().append(self)
         return self
 

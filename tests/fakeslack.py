@@ -311,6 +311,8 @@ class FakeSlack:
         self._faults: list[_Fault] = []
         self._latency = 0.0
         self._responses: list[dict] = []
+        # files.getUploadURLExternal -> POST to the upload URL -> files.completeUploadExternal
+        self._uploads: dict[str, dict] = {}
         self._last_us = 0
         self._view_counter = 0
         self._seed()
@@ -352,6 +354,8 @@ class FakeSlack:
             "users.lookupByEmail": self._users_lookup_by_email,
             "views.open": self._views_open,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
             "views.push": self._views_push,
             "views.update": self._views_update,
         }
@@ -420,6 +424,7 @@ class FakeSlack:
             self._faults.clear()
             self._latency = 0.0
             self._responses.clear()
+            self._uploads.clear()
             self._executions.clear()
             self._view_counter = 0
             self._seed()
@@ -604,6 +609,16 @@ class FakeSlack:
         """Messages posted in the bot's DM with `user`."""
         return self.messages(f"D{user}")
 
+    def files(self, channel: str) -> list[dict]:
+        """Files shared in a channel through the upload v2 flow: id, name, title, alt_txt and
+        the bytes received at the upload URL."""
+        with self._lock:
+            return [
+                copy.deepcopy(u)
+                for u in self._uploads.values()
+                if u["completed"] and u["channel"] == self._dm_id(channel)
+            ]
+
     def pins(self, channel: str) -> list[str]:
         """Timestamps of the channel's pinned messages."""
         with self._lock:
@@ -716,6 +731,10 @@ class FakeSlack:
             if parts.path.startswith("/respond/"):
                 self._record_response(req, parts.path, raw)
                 self._send(req, 200, b"ok", "text/plain; charset=utf-8")
+                return
+            if parts.path.startswith("/upload/"):
+                status, answer = self._receive_upload(parts.path[len("/upload/") :], raw)
+                self._send(req, status, answer.encode(), "text/plain; charset=utf-8")
                 return
             if not parts.path.startswith("/api/"):
                 self._send_json(req, 404, {"ok": False, "error": "not_found"})
@@ -1814,6 +1833,81 @@ class FakeSlack:
             current["external_id"] = view["external_id"]
         current["hash"] = self._view_hash()
         return {"view": copy.deepcopy(current)}
+
+    # -- files (upload v2) -------------------------------------------------------------------
+    def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        """files.getUploadURLExternal: a URL to POST the file's bytes to, and its file id."""
+        filename = _str(params, "filename")
+        try:
+            length = int(params.get("length") or 0)
+        except (TypeError, ValueError):
+            length = 0
+        if not filename or length <= 0:
+            raise SlackError("invalid_arguments")
+        alt = _str(params, "alt_txt")
+        if len(alt) > 1000:
+            raise SlackError("invalid_arguments", detail="alt_txt must be at most 1000 characters")
+        file_id = f"F{len(self._uploads) + 1:010d}"
+        self._uploads[file_id] = {
+            "id": file_id,
+            "name": filename,
+            "length": length,
+            "alt_txt": alt,
+            "data": None,
+            "completed": False,
+            "channel": None,
+            "title": None,
+        }
+        return {"upload_url": f"{self._root()}/upload/{file_id}", "file_id": file_id}
+
+    def _receive_upload(self, file_id: str, data: bytes) -> tuple[int, str]:
+        """The POST of a file's bytes to its upload URL (as files.slack.com answers it)."""
+        with self._lock:
+            upload = self._uploads.get(file_id)
+            if upload is None or upload["completed"]:
+                return 404, "Not Found"
+            if len(data) != upload["length"]:
+                return 400, f"length mismatch: expected {upload['length']}, got {len(data)}"
+            upload["data"] = data
+        return 200, f"OK - {len(data)}"
+
+    def _files_complete_upload_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        """files.completeUploadExternal: share uploaded files in a channel (a message with them)."""
+        raw = params.get("files")
+        try:
+            files = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            raise SlackError("invalid_arguments", detail="files must be a JSON array") from None
+        if not isinstance(files, list) or not files:
+            raise SlackError("invalid_arguments", detail="files must be a non-empty array")
+        uploads = []
+        for item in files:
+            upload = self._uploads.get(str((item or {}).get("id")))
+            if upload is None or upload["data"] is None or upload["completed"]:
+                raise SlackError("file_not_found")
+            uploads.append((upload, item))
+        channel = _str(params, "channel_id")
+        record = self._post_target(channel) if channel else None
+        shared = []
+        for upload, item in uploads:
+            upload.update(
+                completed=True,
+                title=item.get("title") or upload["name"],
+                channel=record["id"] if record else None,
+            )
+            shared.append({k: upload[k] for k in ("id", "name", "title", "alt_txt")})
+        if record is not None:
+            message = {
+                "type": "message",
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "text": _str(params, "initial_comment"),
+                "files": shared,
+                "upload": True,
+                "team": self.team_id,
+            }
+            self._store(record["id"], message)
+        return {"files": shared}
 
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         """views.publish: a user's App Home, stored as "home:<user>"."""

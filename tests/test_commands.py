@@ -1,4 +1,4 @@
-"""`/swarm help|status|route|lead|expert`, usage lines, and what is not available yet."""
+"""`/swarm help|status|route|lead|expert` and usage lines."""
 
 from __future__ import annotations
 
@@ -44,16 +44,6 @@ def test_unknown_subcommands_and_bad_arguments_get_a_usage_line(bot: RunningBot)
     assert "Unknown subcommand `dance`" in bot.driver.command("dance").json()["text"]
     assert "Usage: `/swarm assign <case> @user`" in bot.driver.command("assign 1").json()["text"]
     assert "is not a severity" in bot.driver.command("escalate 27343 sev9").json()["text"]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "stats 7d",
-    ],
-)
-def test_later_subcommands_say_they_are_not_available_yet(bot: RunningBot, text: str) -> None:
-    assert "not available yet" in bot.driver.command(text).json()["text"]
 
 
 def test_status_of_one_case(bot: RunningBot, fake: FakeSlack) -> None:
@@ -153,6 +143,9 @@ def test_parse() -> None:
     }
     assert parse("resolve 27343 fixed the & thing").text == "fixed the & thing"
     assert parse("stats 7d api").period == "7d"
+    assert parse("stats api").period == "7d" and parse("stats all").topic is None
+    with pytest.raises(UsageError, match="not a period"):
+        parse("stats 14d")
     with pytest.raises(UsageError):
         parse("sev 27343")
     with pytest.raises(UsageError):

@@ -45,6 +45,7 @@ SCOPES_BY_METHOD = {
     "views_open": set(),
     "views_update": set(),
     "views_publish": set(),
+    "files_upload_v2": {"files:write"},
     # Not a Web API method: the Socket Mode client acknowledging an envelope.
     "send_socket_mode_response": set(),
 }

@@ -173,6 +173,19 @@ class Reminders(Strict):
     digest_hour: int = Field(default=9, ge=0, le=23)
 
 
+class Weekly(Strict):
+    """When each swarm channel gets its weekly chart (UTC)."""
+
+    enabled: bool = True
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    hour: int = Field(default=9, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+
+
+class Reports(Strict):
+    weekly: Weekly = Weekly()
+
+
 class SwarmConfig(Strict):
     naming: Naming = Naming()
     case: CaseRules = CaseRules()
@@ -180,6 +193,7 @@ class SwarmConfig(Strict):
     sla: Sla = Sla()
     escalation: Escalation = Escalation()
     reminders: Reminders = Reminders()
+    reports: Reports = Reports()
     admins: list[UserId] = Field(default_factory=list)
 
     @field_validator("topics")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from storage.metrics import ALL, COUNTERS, Queue, Window
+from workflows import text
 from workflows.errors import SwarmError
 from workflows.routing import is_admin, leads_of, require_topic
 from workflows.services import Services
@@ -238,7 +239,7 @@ def report(
         scope = [topic] if topic is not None else people_topics and list(people_topics)
     window, previous = windows_of(period, until or services.clock.now())
     windows = [window] if previous is None else [window, previous]
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         tally = uow.metrics.tally(team_id=team_id, topics=topics, windows=windows)
         queue_now = (
             uow.metrics.open_now(team_id=team_id, topics=topics)
@@ -318,7 +319,7 @@ def people_scope(
     admins and leads of every topic), or False when they lead none of the asked ones."""
     if is_admin(services.config, services.slack, user_id):
         return [topic] if topic else None
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         led = [
             t.key
             for t in services.config.topics
@@ -355,18 +356,11 @@ def stats(
 
 # -- showing figures ---------------------------------------------------------------------------
 def duration(seconds: float) -> str:
-    """Under an hour to the second (`42m 17s`); then hours and minutes, then days and hours."""
-    total = int(seconds + 0.5) if seconds > 0 else 0
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    return f"{secs}s"
+    """A figure's duration: to the nearest second (halves up), shown to the second under an
+    hour (`42m 17s`), then hours and minutes, then days and hours."""
+    return text.duration(
+        timedelta(seconds=int(seconds + 0.5) if seconds > 0 else 0), to_the_second=True
+    )
 
 
 def show(figure: Figure, value: float | int | None) -> str:

@@ -95,6 +95,19 @@ class SlackGateway(Protocol):
         """Bring an archived channel back (not archived is fine)."""
         ...
 
+    def upload_file(
+        self,
+        channel_id: str,
+        data: bytes,
+        *,
+        filename: str,
+        title: str,
+        alt_text: str,
+        comment: str = "",
+    ) -> None:
+        """Share a file in a channel (Slack's upload v2 flow), with alt text for images."""
+        ...
+
 
 class Timers(Protocol):
     """SLA timers of cases, kept in step with each case's stored state."""

@@ -64,10 +64,11 @@ def case_link(case_number: str, url: str | None) -> str:
 DURATION_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
-def duration(delta: timedelta, *, exact: bool = False) -> str:
+def duration(delta: timedelta, *, exact: bool = False, to_the_second: bool = False) -> str:
     """A duration for people: `45s`, `48m`, `1h 12m`, `2d 4h` (seconds only under a minute).
 
     `exact`: the configuration's spelling, one unit that loses nothing: `90s`, `2h`, `1w`.
+    `to_the_second`: under an hour, the seconds too (`48m 12s`), as the figures show them.
     """
     seconds = max(0, int(delta.total_seconds()))
     if exact:
@@ -79,6 +80,6 @@ def duration(delta: timedelta, *, exact: bool = False) -> str:
         if count or parts:
             parts.append((count, unit))
     shown = parts[:2] or [(0, "s")]
-    if len(shown) == 2 and (shown[1][0] == 0 or shown[1][1] == "s"):
+    if len(shown) == 2 and (shown[1][0] == 0 or (shown[1][1] == "s" and not to_the_second)):
         shown = shown[:1]
     return " ".join(f"{count}{unit}" for count, unit in shown)

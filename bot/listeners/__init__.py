@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, events, functions, shortcuts, views
+from bot.listeners import actions, commands, errors, events, functions, home, shortcuts, views
 
-EVENTS: dict[str, object] = dict(events.EVENTS)
+EVENTS: dict[str, object] = {**events.EVENTS, **home.EVENTS}
 
 
 def register(app: App) -> None:
     """Attach every listener and the one error handler."""
-    for surface in (shortcuts, commands, views, actions, events, functions, errors):
+    for surface in (shortcuts, commands, views, actions, events, home, functions, errors):
         surface.register(app)
 
 

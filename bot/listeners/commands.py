@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.blocks.home import stats_message
 from bot.blocks.modals import CaseMetadata, IntakeMetadata, intake_modal, resolve_modal
 from bot.blocks.replies import (
     Reply,
@@ -25,7 +26,7 @@ from bot.context import services_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
 from storage.domain import Role
-from workflows import cases, escalation, resolution, routing, search, sla, swarming
+from workflows import cases, escalation, metrics, resolution, routing, search, sla, swarming
 from workflows.services import Services
 
 # A handler answers with a Reply, or None when it opened a modal instead.
@@ -44,10 +45,7 @@ def swarm(
     if parsed.name == "help":
         ack(text=help_text({"help", *HANDLERS}), response_type="ephemeral")
         return
-    handler = HANDLERS.get(parsed.name)
-    if handler is None:
-        ack(text=f"`/swarm {parsed.name}` is not available yet.", response_type="ephemeral")
-        return
+    handler = HANDLERS[parsed.name]
     ack()
     reply = handler(services_of(context), client, command, parsed)
     if reply is not None:
@@ -219,8 +217,25 @@ def reopen(
     return Reply(changed_text(changed, f"reopened ({changed.status.value})"))
 
 
+def stats(
+    services: Services, client: WebClient, command: dict[str, Any], parsed: Command
+) -> Reply:
+    """`/swarm stats [period] [topic]`: every figure against the period before; leads also
+    see each person's work."""
+    report = metrics.stats(
+        services,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        period=parsed.period,
+        topic=parsed.topic,
+    )
+    text, blocks = stats_message(report)
+    return Reply(text, blocks=blocks)
+
+
 HANDLERS: dict[str, Handler] = {
     "new": new,
+    "stats": stats,
     "urgency": urgency,
     "search": find,
     "status": status,
