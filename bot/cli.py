@@ -358,9 +358,10 @@ def stats(
     database_or_exit(settings)
     swarm = build_swarm(settings, config=config)
     try:
-        team_id = team or _only_team(swarm)
+        services = tool_services(swarm)
+        team_id = team or _only_team(services)
         report = metrics.report(
-            tool_services(swarm),
+            services,
             team_id=team_id,
             period=period,
             topic=topic,
@@ -374,12 +375,12 @@ def stats(
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _only_team(swarm) -> str:  # type: ignore[no-untyped-def]
+def _only_team(services) -> str:  # type: ignore[no-untyped-def]
     """The one workspace of the database (`--team` picks one when there are several)."""
+    from workflows.cases import workspaces
     from workflows.errors import SwarmError
 
-    with swarm.uow() as uow:
-        teams = list(uow.schedule.team_ids())
+    teams = workspaces(services)
     if len(teams) > 1:
         raise SwarmError(f"the database serves {len(teams)} workspaces: pick one with --team")
     if not teams:

@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.context import Swarm
-from workflows import signing, sources
+from workflows import cases, signing, sources
 from workflows.errors import InvalidCase
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,7 @@ class CaseHook:
             team = self.client.auth_test().get("team_id")
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("case webhook: auth.test failed (%s); using the stored workspace", exc)
-            with self.swarm.uow() as uow:
-                teams = list(uow.schedule.team_ids())
+            teams = cases.workspaces(self.swarm.services(self.client))
             return teams[0] if len(teams) == 1 else None
         with self._team_lock:
             self._team = team

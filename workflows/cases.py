@@ -68,3 +68,9 @@ def open_queue(
             CaseSnapshot.of(c, services.config)
             for c in uow.cases.open_queue(team_id=team_id, channel_id=channel_id)
         ]
+
+
+def workspaces(services: Services) -> list[str]:
+    """The workspaces this database serves (those with a case)."""
+    with services.uow() as uow:
+        return list(uow.schedule.team_ids())

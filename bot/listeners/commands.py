@@ -217,9 +217,7 @@ def reopen(
     return Reply(changed_text(changed, f"reopened ({changed.status.value})"))
 
 
-def stats(
-    services: Services, client: WebClient, command: dict[str, Any], parsed: Command
-) -> Reply:
+def stats(services: Services, client: WebClient, command: dict[str, Any], parsed: Command) -> Reply:
     """`/swarm stats [period] [topic]`: every figure against the period before; leads also
     see each person's work."""
     report = metrics.stats(
