@@ -1,8 +1,9 @@
 """Aggregate queries behind the swarm's figures: counts, sums and exact medians, all in SQL.
 
-Durations are whole microseconds computed by the database (`micros`), so sums and medians
-are exact integers (a median of an even count is the mean of the two middle ones) and the
-same on SQLite and PostgreSQL. Nothing here loads cases into Python.
+Durations are whole microseconds kept with each case (`first_response_micros`,
+`resolution_micros`), so sums and medians are exact integers (a median of an even count is
+the mean of the two middle ones) and the same on SQLite and PostgreSQL. Nothing here loads
+cases into Python.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     String,
     and_,
@@ -35,33 +35,6 @@ from storage.domain import CaseStatus
 from storage.models import Case, CaseEvent, Message
 
 ALL = "*"  # the key of figures over every selected topic
-
-
-class micros(FunctionElement[int]):  # noqa: N801 - reads like the SQL function it renders
-    """Whole microseconds from `start` to `end`: `micros(end, start)`."""
-
-    type = BigInteger()
-    name = "micros"
-    inherit_cache = True
-
-
-@compiles(micros, "sqlite")
-def _micros_sqlite(element: micros, compiler: SQLCompiler, **kw: Any) -> str:
-    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from strftime, the
-    # microseconds from the text, so no floating point (julianday) gets in the way.
-    end, start = (compiler.process(c, **kw) for c in element.clauses)
-    return (
-        f"((CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER))"
-        f" * 1000000 + CAST(substr({end}, 21, 6) AS INTEGER)"
-        f" - CAST(substr({start}, 21, 6) AS INTEGER))"
-    )
-
-
-@compiles(micros, "postgresql")
-def _micros_postgresql(element: micros, compiler: SQLCompiler, **kw: Any) -> str:
-    # EXTRACT(EPOCH ...) is numeric (exact) on PostgreSQL 14 and later.
-    end, start = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) * 1000000 AS BIGINT)"
 
 
 class utc_day(FunctionElement[Any]):  # noqa: N801
@@ -172,13 +145,13 @@ class MetricsRepository:
             add(i, topic, "filed_escalated", escalated)
         for i, topic, n in self._pass(Case.escalated_at, windows, of):
             add(i, topic, "escalations", n)
-        response = micros(Case.first_response_at, Case.created_at)
+        response = Case.first_response_micros
         for i, topic, n, total in self._pass(
             Case.first_response_at, windows, of, value=response, median=("response", tally)
         ):
             add(i, topic, "responded", n)
             add(i, topic, "response_us", total)
-        resolution = micros(Case.resolved_at, Case.created_at)
+        resolution = Case.resolution_micros
         flags = [
             utc_day(Case.resolved_at) == utc_day(Case.created_at),
             Case.resolution_due.is_not(None),
@@ -334,6 +307,7 @@ class MetricsRepository:
         case was resolved by then when its timeline, up to then, has more `resolved` than
         `reopened` entries (they alternate, starting with a resolve).
         """
+        of = self._of(team_id, topics)
         reopened = select(CaseEvent.case_id).where(CaseEvent.kind == "reopened")
         net = (
             select(func.coalesce(func.sum(case((CaseEvent.kind == "resolved", 1), else_=-1)), 0))
@@ -344,20 +318,20 @@ class MetricsRepository:
             )
             .scalar_subquery()
         )
+        # Two parts, so the first reads only cases resolved since then or not at all (an index
+        # range), not every case filed before.
+        never_reopened = select(Case.topic_key.label("t"), Case.created_at.label("at")).where(
+            *of,
+            or_(Case.resolved_at.is_(None), Case.resolved_at >= at),
+            Case.created_at < at,
+            not_(Case.id.in_(reopened)),
+        )
+        was_reopened = select(Case.topic_key.label("t"), Case.created_at.label("at")).where(
+            *of, Case.id.in_(reopened), Case.created_at < at, net <= 0
+        )
+        open_then = union_all(never_reopened, was_reopened).subquery("open_then")
         rows = self.session.execute(
-            select(Case.topic_key, func.count(Case.id), func.min(Case.created_at))
-            .where(
-                *self._of(team_id, topics),
-                Case.created_at < at,
-                or_(
-                    and_(
-                        not_(Case.id.in_(reopened)),
-                        or_(Case.resolved_at.is_(None), Case.resolved_at >= at),
-                    ),
-                    and_(Case.id.in_(reopened), net <= 0),
-                ),
-            )
-            .group_by(Case.topic_key)
+            select(open_then.c.t, func.count(), func.min(open_then.c.at)).group_by(open_then.c.t)
         ).all()
         return {topic: Queue(int(n), oldest) for topic, n, oldest in rows}
 
@@ -367,23 +341,20 @@ class MetricsRepository:
     ) -> dict[str, dict[str, int]]:
         """Per person: replies, claims, first responses and resolutions in a window."""
         of = self._of(team_id, topics)
-        replies = (
-            select(
-                Message.user_id.label("user_id"),
-                literal("replies").label("what"),
-                func.count(Message.id).label("n"),
-            )
-            .join(Case, Case.id == Message.case_id)
-            .where(
-                *of,
-                Message.team_id == team_id,
-                window.holds(Message.posted_at),
-                Message.is_bot.is_(False),
-                Message.user_id.is_not(None),
-                Message.deleted_at.is_(None),
-            )
-            .group_by(Message.user_id)
+        replies = select(
+            Message.user_id.label("user_id"),
+            literal("replies").label("what"),
+            func.count().label("n"),
         )
+        if topics is not None:  # some topics: through their cases (every topic: the index alone)
+            replies = replies.join(Case, Case.id == Message.case_id).where(*of)
+        replies = replies.where(
+            Message.team_id == team_id,
+            window.holds(Message.posted_at),
+            Message.is_bot.is_(False),
+            Message.user_id.is_not(None),
+            Message.deleted_at.is_(None),
+        ).group_by(Message.user_id)
         claims = (
             select(
                 CaseEvent.actor_id.label("user_id"),
@@ -454,7 +425,7 @@ class MetricsRepository:
         facts = (
             select(
                 utc_day(Case.first_response_at).label("d"),
-                micros(Case.first_response_at, Case.created_at).label("x"),
+                Case.first_response_micros.label("x"),
             )
             .where(*of, window.holds(Case.first_response_at))
             .subquery("facts")

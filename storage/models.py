@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Enum,
     ForeignKey,
@@ -17,8 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from storage.domain import CaseStatus, ParticipantRole, Role, Urgency
 from storage.types import UTCDateTime, utcnow
@@ -99,11 +101,29 @@ class Case(Base):
         Index("ix_cases_team_status", "team_id", "status"),
         Index("ix_cases_channel_thread", "channel_id", "thread_ts"),
         Index("ix_cases_incident_channel", "incident_channel_id"),
-        # The figures read cases by the moment something happened to them.
-        Index("ix_cases_team_created", "team_id", "created_at"),
-        Index("ix_cases_team_first_response", "team_id", "first_response_at"),
-        Index("ix_cases_team_resolved", "team_id", "resolved_at"),
-        Index("ix_cases_team_escalated", "team_id", "escalated_at"),
+        # The figures read cases by the moment something happened to them; each index holds
+        # every column its figures need, so they are read from the index alone.
+        Index("ix_cases_team_created", "team_id", "created_at", "topic_key", "escalated_at"),
+        Index(
+            "ix_cases_team_first_response",
+            "team_id",
+            "first_response_at",
+            "topic_key",
+            "first_response_micros",
+            "first_responder_id",
+        ),
+        Index(
+            "ix_cases_team_resolved",
+            "team_id",
+            "resolved_at",
+            "topic_key",
+            "resolution_micros",
+            "created_at",
+            "resolution_due",
+            "escalated_at",
+            "resolved_by",
+        ),
+        Index("ix_cases_team_escalated", "team_id", "escalated_at", "topic_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +186,10 @@ class Case(Base):
     first_responder_id: Mapped[str | None] = mapped_column(String(32))
     resolved_at: Mapped[datetime | None] = mapped_column()
     resolved_by: Mapped[str | None] = mapped_column(String(32))
+    # Whole microseconds from filing to the first response and to the resolution, kept with
+    # the times (see _keep_durations) so the figures sum and sort integers.
+    first_response_micros: Mapped[int | None] = mapped_column(BigInteger)
+    resolution_micros: Mapped[int | None] = mapped_column(BigInteger)
     resolution: Mapped[str | None] = mapped_column(Text)
     root_cause: Mapped[str | None] = mapped_column(Text)
     workaround: Mapped[str | None] = mapped_column(Text)
@@ -182,6 +206,32 @@ class Case(Base):
     def is_open(self) -> bool:
         """Not resolved (escalated cases are open)."""
         return self.status is not CaseStatus.RESOLVED
+
+    @validates("created_at", "first_response_at", "resolved_at")
+    def _keep_durations(self, key: str, value: datetime | None) -> datetime | None:
+        times = {
+            "created_at": self.created_at,
+            "first_response_at": self.first_response_at,
+            "resolved_at": self.resolved_at,
+            key: value,
+        }
+        self.first_response_micros = micros_between(times["created_at"], times["first_response_at"])
+        self.resolution_micros = micros_between(times["created_at"], times["resolved_at"])
+        return value
+
+
+def micros_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole microseconds from start to end (exact), None unless both are known."""
+    if start is None or end is None:
+        return None
+    return (end - start) // timedelta(microseconds=1)
+
+
+@event.listens_for(Case, "before_insert")
+def _filed_now_unless_told(_mapper: Any, _connection: Any, case: Case) -> None:
+    """A case stored without a filing time is filed now (and its durations count from it)."""
+    if case.created_at is None:
+        case.created_at = utcnow()
 
 
 class Participant(Base):
@@ -225,7 +275,15 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "ts"),
         Index("ix_messages_case", "case_id", "ts"),
-        Index("ix_messages_team_posted", "team_id", "posted_at", "user_id"),
+        Index(
+            "ix_messages_team_posted",
+            "team_id",
+            "posted_at",
+            "user_id",
+            "is_bot",
+            "deleted_at",
+            "case_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -108,3 +108,36 @@ def test_datetimes_come_back_aware_in_utc(db_url: str) -> None:
         stored = session.get(Workspace, "T1")
         assert stored is not None and stored.created_at.tzinfo is not None
         assert stored.created_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+
+
+def test_durations_of_cases_filed_before_the_upgrade_are_filled_in_exactly(
+    databases: Databases, backend: str, tmp_path: Path
+) -> None:
+    engine = create_db_engine(fresh_url(databases, backend, tmp_path))
+    upgrade(engine, "8c4f0d2e6b71")  # before durations were kept with the case
+    filed = "2026-11-02 08:00:00.250000"
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO workspaces (team_id, created_at) VALUES ('T1', :at)"), {"at": filed}
+        )
+        connection.execute(
+            text(
+                "INSERT INTO cases (team_id, case_number, summary, details, customer, urgency, "
+                "topic_key, region, status, filer_id, confidential, channel_id, card_attempts, "
+                "created_at, updated_at, first_response_at, resolved_at) VALUES ('T1', '1', 's', "
+                "'', '', 'high', 'api', '', 'resolved', 'U1', false, 'C1', 0, :filed, :filed, "
+                ":answered, :resolved)"
+            ),
+            {
+                "filed": filed,
+                "answered": "2026-11-02 08:10:30.000001",
+                "resolved": "2026-11-05 09:00:00.250000",
+            },
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT first_response_micros, resolution_micros FROM cases")
+        ).one()
+    assert tuple(row) == (629_750_001, (3 * 86400 + 3600) * 1_000_000)
+    engine.dispose()
