@@ -7,16 +7,18 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.gateway import AdminCache, WebSlack, web_client
+from storage.db import create_db_engine
 from storage.models import Case, CaseEvent
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEST_CONFIG, RunningBot
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEST_CONFIG, Databases, RunningBot
 from tests.fakeslack import FakeSlack
 from tests.slackdriver import payload
 from workflows.services import Services
@@ -214,3 +216,15 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.05)
+
+
+def fresh_url(databases: Databases, backend: str, tmp_path: Path) -> str:
+    """An empty database of this backend: a file for SQLite, a new database on PostgreSQL."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrate.db'}"
+    admin = create_db_engine(databases.admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return databases.admin_url().rsplit("/", 1)[0] + f"/{name}"

@@ -5,32 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from storage.db import create_db_engine
 from storage.migrate import FOREIGN_TABLES, current_revision, head_revision, upgrade
 from storage.models import Base
 from storage.search import managed_by_search
 from tests.conftest import Databases
+from tests.scenario import fresh_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def fresh_url(databases: Databases, backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'migrate.db'}"
-    admin = create_db_engine(databases.admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"m_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return databases.admin_url().rsplit("/", 1)[0] + f"/{name}"
 
 
 def _name(diff: tuple) -> str | None:

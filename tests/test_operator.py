@@ -12,7 +12,7 @@ import pytest
 from storage.db import create_db_engine
 from storage.migrate import upgrade
 from tests.conftest import TEST_CONFIG, Databases
-from tests.test_migrations import fresh_url
+from tests.scenario import fresh_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN = {

@@ -55,9 +55,9 @@ def split(text: str, size: int) -> list[str]:
     return pieces
 
 
-def case_link(case_number: str, url: str | None) -> str:
+def case_link(case_number: str, url: str | None, *, bold: bool = False) -> str:
     """The case number, escaped, linked to `url` (support system, thread) when there is one."""
-    number = escape(case_number)
+    number = f"*{escape(case_number)}*" if bold else escape(case_number)
     return f"<{url}|{number}>" if url else number
 
 

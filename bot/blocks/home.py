@@ -22,7 +22,7 @@ from bot.ids import HOME_CASE_BLOCK, Action
 from storage.domain import CaseStatus
 from workflows import metrics
 from workflows.home import PAGE_SIZE, Home, QueueItem, SlaState
-from workflows.text import clip, escape
+from workflows.text import case_link, clip, escape
 
 VIEW_BLOCKS_MAX = 100
 SLA_ICON = {
@@ -53,13 +53,6 @@ def _mrkdwn(text: str, limit: int = SECTION_TEXT_MAX) -> MarkdownTextObject:
     return MarkdownTextObject(text=clip(text, limit))
 
 
-def _case_ref(item: QueueItem) -> str:
-    number = escape(item.case_number)
-    if item.permalink:
-        return f"<{item.permalink}|*{number}*>"
-    return f"<{item.case_url}|*{number}*>" if item.case_url else f"*{number}*"
-
-
 def case_line(item: QueueItem) -> str:
     """Case (linked to its thread), summary, then urgency, topic, status, assignee, age, SLA."""
     status = STATUS[item.status]
@@ -67,8 +60,9 @@ def case_line(item: QueueItem) -> str:
         status += f" (sev{item.severity})"
     who = f"<@{item.assignee_id}>" if item.assignee_id else "unassigned"
     sla = SLA_ICON[item.sla] + (f" ({item.sla_detail})" if item.sla_detail else "")
+    link = case_link(item.case_number, item.permalink or item.case_url, bold=True)
     return (
-        f"{_case_ref(item)} {escape(clip(item.summary, 150))}\n"
+        f"{link} {escape(clip(item.summary, 150))}\n"
         f"{URGENCY_ICON[item.urgency]} {item.urgency.value} · {escape(item.topic_label)} · "
         f"{status} · {who} · waiting {metrics.duration(item.waited)} · SLA {sla}"
     )
