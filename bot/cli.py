@@ -93,6 +93,20 @@ def main() -> None:
     redaction.install(os.environ.get(name) for name in SECRET_VARIABLES)
 
 
+def secrets_of(settings: Settings, config: SwarmConfig) -> list[str]:
+    """Every secret to keep out of the logs; stops when the status webhook's is missing."""
+    hook = config.integrations.status_webhook
+    if hook is None:
+        return settings.secrets
+    secret = os.environ.get(hook.secret_env, "")
+    if not secret:
+        fail(
+            f"{hook.secret_env} is not set: it holds the secret of "
+            f"integrations.status_webhook in {settings.swarm_config}"
+        )
+    return [*settings.secrets, secret]
+
+
 @main.command()
 def run() -> None:
     """Apply pending migrations, then serve (Socket Mode with SLACK_APP_TOKEN, else HTTP)."""
@@ -105,6 +119,7 @@ def run() -> None:
     except SettingsError as exc:
         fail(str(exc))
     config = config_or_exit(settings.swarm_config)
+    configure_logging(settings.log_level, secrets_of(settings, config))
 
     from bot.channels import resolve_channel_names
     from bot.gateway import web_client
@@ -170,7 +185,7 @@ def _serve_http(settings: Settings, config: SwarmConfig) -> None:
         from bot.runtime import build_http, build_swarm, configure_logging
         from scheduling.scheduler import start_scheduler
 
-        configure_logging(settings.log_level, settings.secrets)
+        configure_logging(settings.log_level, secrets_of(settings, config))
         swarm = build_swarm(settings, config=config)
         app, http = build_http(swarm)
         start_scheduler(swarm, app.client)
@@ -230,6 +245,40 @@ def jobs(limit: int) -> None:
     for row in rows:
         due = row.due.strftime("%Y-%m-%d %H:%M:%S") if row.due else "paused"
         click.echo(f"{due:<20}  {row.case_number or '-':<12}  {row.kind}")
+    if total > len(rows):
+        click.echo(f"... {total - len(rows)} more (--limit 0 shows all)")
+
+
+@main.command()
+@click.option("--limit", default=50, show_default=True, help="Show at most this many (0: all).")
+def webhooks(limit: int) -> None:
+    """List status events the ticketing system has not taken yet, oldest first."""
+    from bot.runtime import build_swarm
+    from workflows.status_webhook import undelivered
+
+    settings = settings_or_exit()
+    config = config_or_exit(settings.swarm_config)
+    database_or_exit(settings)
+    swarm = build_swarm(settings, config=config)
+    try:
+        rows, total = undelivered(swarm.uow, limit=limit or None)
+    except Exception as exc:  # an unreachable database is an operator problem, not a bug
+        fail(f"DATABASE_URL: cannot read the status events ({type(exc).__name__}: {exc})")
+    if config.integrations.status_webhook is None:
+        click.echo("no status webhook configured (integrations.status_webhook in swarm.yaml)")
+    if not rows:
+        click.echo("no undelivered status events")
+        return
+    click.echo(
+        f"{'recorded (UTC)':<20}  {'case':<12}  {'event':<17}  {'tries':>5}  "
+        f"{'next try (UTC)':<20}  last error"
+    )
+    for row in rows:
+        then = row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if row.next_attempt_at else "now"
+        click.echo(
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.case_number:<12}  {row.kind:<17}  "
+            f"{row.attempts:>5}  {then:<20}  {row.last_error or '-'}"
+        )
     if total > len(rows):
         click.echo(f"... {total - len(rows)} more (--limit 0 shows all)")
 

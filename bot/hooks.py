@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PATH = "/hooks/cases"
 MAX_BODY = 1 << 20  # 1 MiB
 RETRY_AFTER = "30"
+# A sender still writing when the answer comes sees a broken pipe instead of the 413: read
+# (and drop) a body up to this size first; anything larger just gets the answer.
+DISCARD_MAX = 8 << 20
 
 StartResponse = Callable[..., Any]
 
@@ -57,6 +60,7 @@ class CaseHook:
         except ValueError:
             return _json(start_response, 400, _errors({"body": "Bad Content-Length."}))
         if length > MAX_BODY:
+            _discard(environ["wsgi.input"], min(length, DISCARD_MAX))
             return _json(start_response, 413, {"error": f"body over {MAX_BODY} bytes"})
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
         timestamp = environ.get("HTTP_X_SWARM_TIMESTAMP", "")
@@ -109,6 +113,14 @@ class CaseHook:
         with self._team_lock:
             self._team = team
         return team
+
+
+def _discard(stream: Any, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 16))
+        if not chunk:
+            return
+        length -= len(chunk)
 
 
 def _errors(errors: dict[str, str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The job store refers to `run_timer` and `run_sweep` by name; they run against th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from slack_sdk import WebClient
 
 from bot.context import Swarm
 from bot.listeners.home import publish_home
-from workflows import announcements, home, incident_room, reports, resolution, sla
+from workflows import announcements, home, incident_room, reports, resolution, sla, status_webhook
 from workflows.config import SwarmConfig
 from workflows.intake import publish_pending
 from workflows.services import Services
@@ -138,6 +139,26 @@ def refresh_homes(rt: Runtime) -> None:
         log.info("refreshed %d App Home view(s)", len(users))
 
 
+def deliver_status_events(rt: Runtime) -> None:
+    """Tell the ticketing system about status changes (or forget them when none listens)."""
+    services = rt.services()
+    hook = services.config.integrations.status_webhook
+    if hook is None:
+        status_webhook.prune(services, configured=False)
+        return
+    secret = os.environ.get(hook.secret_env, "")
+    if not secret:
+        log.error("status webhook: %s is not set; events are kept until it is", hook.secret_env)
+        return
+    receiver = status_webhook.Receiver(hook.url, secret)
+    drained = status_webhook.deliver_due(services, receiver)
+    if drained.delivered or drained.failed:
+        log.info(
+            "status webhook: %d event(s) delivered, %d failed", drained.delivered, drained.failed
+        )
+    status_webhook.prune(services, configured=True)
+
+
 # -- when they run ---------------------------------------------------------------------------
 Trigger = Callable[[SwarmConfig], BaseTrigger]
 
@@ -183,5 +204,6 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("posts:retry", retry_owed_posts, every(seconds=60), at_start=True),
     Sweep("reports:weekly", post_weekly_charts, weekly_report),
     Sweep("home:refresh", refresh_homes, every(seconds=HOME_REFRESH_SECONDS), at_start=True),
+    Sweep("webhooks:deliver", deliver_status_events, every(seconds=10), at_start=True),
 )
 BY_NAME = {sweep.name: sweep for sweep in SWEEPS}

@@ -351,3 +351,38 @@ class HomeView(Base):
     view_hash: Mapped[str | None] = mapped_column(String(64))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column()
+
+
+class StatusEvent(Base):
+    """A status change of a case owed to the ticketing system's status webhook (the outbox).
+
+    Rows are written by database triggers on `cases` (see the revision that made this table),
+    in the transaction of the change itself, whichever code path made it. `delivered_at` is set
+    once the receiver answered 2xx; until then `next_attempt_at` says when to try again.
+    """
+
+    __tablename__ = "status_events"
+    __table_args__ = (
+        UniqueConstraint("event_id"),
+        Index("ix_status_events_undelivered", "delivered_at", "case_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    old_status: Mapped[str | None] = mapped_column(String(16))  # None: the case was filed
+    status: Mapped[str] = mapped_column(String(16))
+    old_severity: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[int | None] = mapped_column(Integer)
+    # What the case said at that moment, for a "resolved" event sent later.
+    resolution: Mapped[str | None] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    workaround: Mapped[str | None] = mapped_column(Text)
+    kb_link: Mapped[str | None] = mapped_column(String(1024))
+    resolved_by: Mapped[str | None] = mapped_column(String(32))
+    incident_channel_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column()

@@ -15,6 +15,7 @@ from storage.db import READ_ONLY
 from storage.home import HomeRepository
 from storage.metrics import MetricsRepository
 from storage.repositories import CaseRepository, RoutingRepository, ScheduleRepository
+from storage.status_events import StatusEventRepository
 
 _open = threading.local()
 
@@ -42,6 +43,7 @@ class UnitOfWork:
     cases: CaseRepository
     routing: RoutingRepository
     schedule: ScheduleRepository
+    status_events: StatusEventRepository
     metrics: MetricsRepository
     homes: HomeRepository
 
@@ -57,6 +59,7 @@ class UnitOfWork:
         self.cases = CaseRepository(self.session)
         self.routing = RoutingRepository(self.session)
         self.schedule = ScheduleRepository(self.session)
+        self.status_events = StatusEventRepository(self.session)
         self.metrics = MetricsRepository(self.session)
         self.homes = HomeRepository(self.session)
         _units().append(self)

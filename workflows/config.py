@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import (
@@ -186,6 +186,35 @@ class Reports(Strict):
     weekly: Weekly = Weekly()
 
 
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class StatusWebhook(Strict):
+    """Where every status change of a case is POSTed, and the variable holding its secret."""
+
+    url: str
+    secret_env: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (like SWARM_HOOK_KEY)")
+        return value
+
+
+class Integrations(Strict):
+    status_webhook: StatusWebhook | None = None
+
+
 class SwarmConfig(Strict):
     naming: Naming = Naming()
     case: CaseRules = CaseRules()
@@ -195,6 +224,7 @@ class SwarmConfig(Strict):
     reminders: Reminders = Reminders()
     reports: Reports = Reports()
     admins: list[UserId] = Field(default_factory=list)
+    integrations: Integrations = Integrations()
 
     @field_validator("topics")
     @classmethod
