@@ -191,7 +191,8 @@ def test_bad_signatures_get_401_and_change_nothing(bot: RunningBot, fake: FakeSl
     signature = signing.signature(SECRET, now, raw)
     tampered = json.dumps({**TICKET, "urgency": "critical"}).encode()
     assert post(bot, tampered, timestamp=now, signature=signature)[0] == 401
-    assert cases(bot) == [] and len(fake.calls) == calls  # not a single Slack call
+    assert cases(bot) == []
+    assert [c.method for c in fake.calls[calls:]] == []  # not a single Slack call
 
 
 def test_a_signature_inside_the_window_is_accepted(bot: RunningBot) -> None:
