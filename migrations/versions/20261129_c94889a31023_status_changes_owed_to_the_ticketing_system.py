@@ -6,7 +6,7 @@ escalated case. Being in the database, it sees every code path (ORM flushes and 
 UPDATE statements alike) and can never be committed without its event.
 
 Revision ID: c94889a31023
-Revises: 8c4f0d2e6b71
+Revises: 9d5a1e3f7c82
 Create Date: 2026-11-29 11:01:29.740910
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import storage.types
 
 revision: str = "c94889a31023"
-down_revision: str | None = "8c4f0d2e6b71"
+down_revision: str | None = "9d5a1e3f7c82"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
