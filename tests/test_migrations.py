@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from storage.db import create_db_engine
 from storage.migrate import FOREIGN_TABLES, current_revision, head_revision, upgrade
