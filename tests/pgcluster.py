@@ -36,10 +36,16 @@ def free_port() -> int:
 class TempPostgres:
     """initdb + pg_ctl in a temporary directory; root drops to the postgres user."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(
+        self, bindir: Path, datadir: Path | None = None, shared_buffers: str = "128MB"
+    ) -> None:
         self.bindir = bindir
+        self.shared_buffers = shared_buffers
         self.port = free_port()
-        self.datadir = Path(tempfile.mkdtemp(prefix="swarm-pg-"))
+        # A given directory outlives the server (a benchmark's kept corpus); else a temporary one.
+        self.keep = datadir is not None
+        self.datadir = (datadir or Path(tempfile.mkdtemp(prefix="swarm-pg-"))).resolve()
+        self.datadir.mkdir(parents=True, exist_ok=True)
         self._user = None
         if os.geteuid() == 0:
             try:
@@ -60,8 +66,15 @@ class TempPostgres:
         )
 
     def start(self) -> str:
-        """Start the server; return a SQLAlchemy URL of its `postgres` database."""
+        """Start the server (initdb first when the directory is new); return a SQLAlchemy URL
+        of its `postgres` database."""
         data = str(self.datadir / "data")
+        if not (self.datadir / "data" / "PG_VERSION").exists():
+            self._initdb(data)
+        self._serve()
+        return self.url("postgres")
+
+    def _initdb(self, data: str) -> None:
         self._run(
             str(self.bindir / "initdb"),
             "-D",
@@ -75,15 +88,13 @@ class TempPostgres:
             "--locale=C",
             "--no-sync",
         )
-        self._serve()
-        return self.url("postgres")
 
     def _serve(self) -> None:
         data = str(self.datadir / "data")
         options = (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200 -c shared_buffers=128MB"
+            f"-c max_connections=200 -c shared_buffers={self.shared_buffers}"
         )
         self._run(
             str(self.bindir / "pg_ctl"),
@@ -125,12 +136,13 @@ class TempPostgres:
                 "-D",
                 str(self.datadir / "data"),
                 "-m",
-                "immediate",
+                "fast" if self.keep else "immediate",
                 "-w",
                 "stop",
             )
         finally:
-            shutil.rmtree(self.datadir, ignore_errors=True)
+            if not self.keep:
+                shutil.rmtree(self.datadir, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         """Create a database on the running server; return its SQLAlchemy URL."""
@@ -154,5 +166,31 @@ def throwaway_postgres(database: str = "bench", *, wanted: bool = True) -> Itera
     server.start()
     try:
         yield server.create_database(database)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def kept_postgres(
+    datadir: Path, database: str = "bench", shared_buffers: str = "128MB"
+) -> Iterator[str | None]:
+    """A private server on a directory that is kept (created on first use), with one database;
+    None when PostgreSQL is missing. For benchmarks that reuse a corpus between runs."""
+    bindir = find_bindir()
+    if bindir is None:
+        yield None
+        return
+    server = TempPostgres(bindir, datadir, shared_buffers)
+    server.start()
+    try:
+        from storage.db import create_db_engine
+
+        admin = create_db_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).first()
+        admin.dispose()
+        yield server.url(database) if found else server.create_database(database)
     finally:
         server.stop()
