@@ -367,10 +367,14 @@ class ScheduleRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def open_case_timers(self) -> Sequence[Any]:
-        """Rows (with TIMER_COLUMNS) of every case not resolved."""
+    def open_case_timers(self, *, after_id: int = 0, limit: int | None = None) -> Sequence[Any]:
+        """Rows (with TIMER_COLUMNS) of the cases not resolved, by id: those after `after_id`,
+        at most `limit` of them (a page of a walk over every open case)."""
         return self.session.execute(
-            select(*self.TIMER_COLUMNS).where(Case.status != CaseStatus.RESOLVED)
+            select(*self.TIMER_COLUMNS)
+            .where(Case.status != CaseStatus.RESOLVED, Case.id > after_id)
+            .order_by(Case.id)
+            .limit(limit)
         ).all()
 
     def claim_mark(

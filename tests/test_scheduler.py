@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.job import Job
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -385,3 +389,57 @@ def test_filing_arms_a_reply_cancels_and_urgency_moves_the_timers_end_to_end(
     timers = timers_in_store(bot)
     assert set(timers) == {"resolution-reminder", "resolution"}
     assert timers["resolution"] == case.created_at + timedelta(hours=4)
+
+
+def test_reconciling_page_by_page_arms_what_is_missing_and_drops_what_no_case_needs(
+    harness: Harness,
+) -> None:
+    cases = [harness.file(str(1000 + n), urgency="high") for n in range(5)]
+    leader = harness.scheduler(reconcile_page=2)  # 5 open cases: three pages
+    assert sorted(harness.jobs()) == sorted(sla.job_id(c, k) for c in cases for k in sla.KINDS)
+    lost, gone = cases[1], cases[3]
+    table = leader.store.jobs_t
+    with harness.engine.begin() as connection:  # a crash lost two of one case's timers
+        connection.execute(
+            table.delete().where(table.c.id.in_([sla.job_id(lost, k) for k in sla.KINDS[:2]]))
+        )
+        # A case resolved while its timers stayed behind.
+        connection.execute(
+            Case.__table__.update().where(Case.id == gone).values(status=CaseStatus.RESOLVED)
+        )
+    assert leader.reconcile() == 2
+    assert sorted(harness.jobs()) == sorted(
+        sla.job_id(c, k) for c in cases if c != gone for k in sla.KINDS
+    )
+    assert leader.reconcile() == 0  # nothing left to do
+
+
+def test_a_timer_row_written_by_reconciliation_is_the_job_apscheduler_would_store(
+    harness: Harness,
+) -> None:
+    case_id = harness.file("27343", urgency="high")
+    leader = harness.scheduler()
+    [timer, *_] = sla.timers_of(harness.case(case_id), leader.config)
+    row = leader._row(timer)
+    expected = Job(
+        leader.scheduler,
+        id=timer.job_id,
+        func="scheduling.sweeps:run_timer",
+        trigger=DateTrigger(run_date=timer.due, timezone=UTC),
+        executor="default",
+        args=(timer.case_id, timer.kind),
+        kwargs={},
+        name=timer.job_id,
+        next_run_time=timer.due,
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+    ).__getstate__()
+    assert row[0] == timer.job_id
+    assert abs(row[1] - datetime_to_utc_timestamp(timer.due)) < 1e-6
+    state = pickle.loads(row[2])
+    assert state.pop("trigger").__getstate__() == expected.pop("trigger").__getstate__()
+    assert state == expected
+    stored = leader.scheduler.get_job(timer.job_id)  # armed at start: the same row, loaded
+    assert stored is not None and stored.next_run_time == timer.due
+    assert stored.args == (case_id, timer.kind)
