@@ -6,15 +6,18 @@ Seeds `--cases` open, unanswered cases (four SLA timers each) into SQLite and, w
 PostgreSQL is installed, a throwaway PostgreSQL server. Then, each in a fresh process:
 - first start: a leader on an empty job store arms every timer (the start after an upgrade);
 - restart: a leader on the filled store checks that nothing is missing and resumes;
+- reconcile: the 5-minute reconciliation on the filled store, in a process already running;
 - case changed: a non-leading process re-arms one case (median of 200).
 Prints a Markdown table of medians: seconds, and the process's resident memory (RSS) after
-start, its growth over the same process before the scheduler started, and its peak.
+start, its growth over the same process before the scheduler started, its peak, and the
+temporary memory of the step (its high-water mark above the RSS before it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -25,7 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The code measured: this checkout, or (in a child, for --before) another one.
+CODE = Path(os.environ.get("SWARM_BENCH_CODE", ROOT))
+sys.path.insert(0, str(CODE))
 
 from sqlalchemy import insert, text  # noqa: E402
 
@@ -41,8 +46,6 @@ NOWHERE = "http://127.0.0.1:9/api/"  # no job is due during the run: Slack is ne
 def rss_mb() -> float:
     """Resident memory of this process now, in MiB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -50,6 +53,19 @@ def peak_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Start this process's high-water mark (VmHWM) afresh (Linux)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def high_water_mb() -> float:
+    """The resident high-water mark since the last reset_peak(), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
 
 
 def seed(db_url: str, cases: int) -> None:
@@ -115,7 +131,16 @@ def child(mode: str, db_url: str) -> None:
     client = web_client("xoxb-bench", NOWHERE)
     before = rss_mb()
     started = time.perf_counter()
-    if mode == "changed":
+    if mode == "reconcile":  # the 5-minute sweep on a filled store, in a process already up
+        scheduler = SwarmScheduler(swarm, client, lead=False).start()
+        before = rss_mb()
+        reset_peak()
+        started = time.perf_counter()
+        armed = scheduler.reconcile()
+        seconds = time.perf_counter() - started
+        assert armed == 0, armed
+        temporary = high_water_mb() - before
+    elif mode == "changed":
         scheduler = SwarmScheduler(swarm, client, lead=False).start()
         timings = []
         for case_id in range(1, 201):
@@ -128,6 +153,8 @@ def child(mode: str, db_url: str) -> None:
         seconds = time.perf_counter() - started
         assert scheduler.leading
     after = rss_mb()
+    if mode != "reconcile":
+        temporary = peak_mb() - before
     with scheduler.engine.connect() as connection:
         jobs = connection.scalar(text(f"SELECT count(*) FROM {JOB_TABLE}"))
     scheduler.shutdown()
@@ -138,19 +165,21 @@ def child(mode: str, db_url: str) -> None:
                 "rss": after,
                 "growth": after - before,
                 "peak": peak_mb(),
+                "temporary": temporary,
                 "jobs": jobs,
             }
         )
     )
 
 
-def measure(mode: str, db_url: str) -> dict:
+def measure(mode: str, db_url: str, code: Path) -> dict:
     result = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--url", db_url],
         capture_output=True,
         text=True,
         check=True,
-        cwd=ROOT,
+        cwd=code,
+        env={**os.environ, "SWARM_BENCH_CODE": str(code)},
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -159,6 +188,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (say `git worktree add --detach ../before main`) measured in "
+        "turn with this one, on the same databases",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,8 +205,12 @@ def main() -> None:
         if pg_url is not None:
             backends.append(("PostgreSQL", pg_url))
         print(f"{args.cases} open cases, {args.runs} run(s) each, medians\n")
-        print("| database | step | seconds | jobs | RSS after (MiB) | growth (MiB) | peak (MiB) |")
-        print("|---|---|---|---|---|---|---|")
+        codes = [("this", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
+        print(
+            "| database | step | code | seconds | jobs | RSS after (MiB) | growth (MiB) "
+            "| peak (MiB) | temporary (MiB) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, url in backends:
             t0 = time.perf_counter()
             seed(url, args.cases)
@@ -179,20 +218,26 @@ def main() -> None:
             for mode, label in (
                 ("first", "first start: arm every timer"),
                 ("restart", "restart: store already filled"),
+                ("reconcile", "5-minute reconcile, store filled"),
                 ("changed", "one case re-armed (case_changed)"),
             ):
-                runs = [measure(mode, url) for _ in range(args.runs)]
-                cell = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                seconds = (
-                    f"{cell['seconds'] * 1000:.1f} ms"
-                    if mode == "changed"
-                    else f"{cell['seconds']:.2f}"
-                )
-                print(
-                    f"| {name} | {label} | {seconds} | {int(cell['jobs'])} | "
-                    f"{cell['rss']:.0f} | {cell['growth']:.0f} | {cell['peak']:.0f} |",
-                    flush=True,
-                )
+                runs: dict[str, list[dict]] = {code: [] for code, _ in codes}
+                for _ in range(args.runs):  # in turn, so both see the same machine
+                    for code, where in codes:
+                        runs[code].append(measure(mode, url, where))
+                for code, _ in codes:
+                    cell = {k: statistics.median(r[k] for r in runs[code]) for k in runs[code][0]}
+                    seconds = (
+                        f"{cell['seconds'] * 1000:.1f} ms"
+                        if mode == "changed"
+                        else f"{cell['seconds']:.2f}"
+                    )
+                    print(
+                        f"| {name} | {label} | {code} | {seconds} | {int(cell['jobs'])} | "
+                        f"{cell['rss']:.0f} | {cell['growth']:.0f} | {cell['peak']:.0f} "
+                        f"| {cell['temporary']:.0f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
