@@ -67,6 +67,24 @@ class MessageEventCallback(EventCallback):
     event: MessageEvent
 
 
+class StepFunction(Loose):
+    callback_id: str
+
+
+class FunctionExecuted(Loose):
+    """A Workflow Builder step run (`app.function`)."""
+
+    type: Literal["function_executed"]
+    function_execution_id: str
+    function: StepFunction
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    bot_access_token: str | None = None
+
+
+class FunctionEventCallback(EventCallback):
+    event: FunctionExecuted
+
+
 class UrlVerification(Loose):
     type: Literal["url_verification"]
     challenge: str
@@ -162,6 +180,12 @@ SHAPES: dict[str, type[Loose]] = {
 }
 
 
+EVENT_SHAPES: dict[str, type[EventCallback]] = {
+    "message": MessageEventCallback,
+    "function_executed": FunctionEventCallback,
+}
+
+
 def check(body: Any) -> None:
     """Raise Malformed when `body` is not a payload the app can read."""
     if not isinstance(body, dict) or not body:
@@ -176,8 +200,8 @@ def check(body: Any) -> None:
     else:
         raise Malformed(f"unknown payload type {_shown(kind)}")
     event = body.get("event")
-    if shape is EventCallback and isinstance(event, dict) and event.get("type") == "message":
-        shape = MessageEventCallback
+    if shape is EventCallback and isinstance(event, dict):
+        shape = EVENT_SHAPES.get(event.get("type"), EventCallback)  # type: ignore[arg-type]
     try:
         shape.model_validate(body)
     except ValidationError as exc:

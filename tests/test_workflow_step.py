@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,7 @@ from storage.models import Case, CaseEvent
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import services
+from tests.slackdriver import payload
 from workflows.intake import publish_pending
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,4 +196,20 @@ def test_an_unsigned_step_execution_is_refused_and_changes_nothing(
         STEP, INPUTS, execution_id=execution_id, token=token, sign=False
     )
     assert reply.status == 401
+    assert cases(bot) == [] and fake.execution(execution_id)["state"] == "running"
+
+
+def test_a_signed_step_execution_of_the_wrong_shape_is_refused_and_changes_nothing(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    execution_id, token = fake.start_function(STEP)
+    for broken in ({"inputs": "not an object"}, {"function_execution_id": 42}):
+        body = payload("event_function_executed.json")
+        body["event"].update(
+            function_execution_id=execution_id, bot_access_token=token, inputs=INPUTS
+        )
+        body["event"]["function"]["callback_id"] = STEP
+        body["event"].update(broken)
+        reply = bot.driver.send(json.dumps(body), "application/json")
+        assert reply.status == 400
     assert cases(bot) == [] and fake.execution(execution_id)["state"] == "running"
