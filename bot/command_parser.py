@@ -266,6 +266,11 @@ CARD_BUTTONS = (
 )
 
 
+PRIVATE_CASES = (
+    "_A case whose swarm or incident channel is private exists only for that channel's members._"
+)
+
+
 def help_text(available: Collection[str]) -> str:
     """`/swarm help`: every subcommand the app answers, what it does and who may use it."""
     lines = [
@@ -277,4 +282,5 @@ def help_text(available: Collection[str]) -> str:
         if name in available and name != "help":
             lines.append(f"• `{row.usage(name)}`: {row.does} _({row.who})_")
     lines.append(CARD_BUTTONS)
+    lines.append(PRIVATE_CASES)
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import logging
 
 from storage.models import Case
 from storage.uow import UnitOfWork
+from workflows.access import can_see, channels_of, require_can_see
 from workflows.errors import CaseNotFound, SwarmError
 from workflows.ports import SlackGateway
 from workflows.services import Services
@@ -47,27 +48,33 @@ def refresh_card(slack: SlackGateway, card: CaseSnapshot) -> str | None:
     return None
 
 
-def case_card(services: Services, *, team_id: str, case_number: str) -> CaseSnapshot:
-    """One case by number, or CaseNotFound."""
+def case_card(services: Services, *, team_id: str, case_number: str, user_id: str) -> CaseSnapshot:
+    """One case by number, or CaseNotFound (also when the user may not see it)."""
+    visible = require_can_see(services, team_id=team_id, user_id=user_id, case_number=case_number)
     with services.uow() as uow:
-        case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
-        if case is None:
-            raise CaseNotFound(case_number)
-        return CaseSnapshot.of(case, services.config)
+        return CaseSnapshot.of(
+            find_case(uow, team_id=team_id, case_id=visible.case_id), services.config
+        )
 
 
 def open_queue(
     services: Services,
     *,
     team_id: str,
+    user_id: str,
     channel_id: str | None = None,
 ) -> list[CaseSnapshot]:
-    """Open cases (escalated included), oldest first, optionally of one channel."""
+    """Open cases the user may see (escalated included), oldest first, optionally of a channel."""
     with services.uow() as uow:
-        return [
+        queue = [
             CaseSnapshot.of(c, services.config)
             for c in uow.cases.open_queue(team_id=team_id, channel_id=channel_id)
         ]
+    return [
+        card
+        for card in queue
+        if can_see(services.slack, user_id, channels_of(card.channel_id, card.incident_channel_id))
+    ]
 
 
 def workspaces(services: Services) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from storage.domain import CaseStatus, Urgency
 from storage.models import Case
 from storage.uow import UnitOfWork
+from workflows.access import require_can_see
 from workflows.cases import find_case, refresh_card
 from workflows.config import SwarmConfig
 from workflows.errors import (
@@ -69,8 +70,9 @@ def escalation_form(
     services: Services, *, team_id: str, user_id: str, case_id: int
 ) -> EscalationForm:
     """The Escalate button (leads only, open cases only): the case and its severity."""
+    visible = require_can_see(services, team_id=team_id, user_id=user_id, case_id=case_id)
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         require_lead(uow, services.config, services.slack, case, user_id, "escalate cases")
         if not case.is_open:
             raise SwarmError(f"Case {case.case_number} is resolved; reopen it first.")
@@ -90,8 +92,11 @@ def escalate(
     confidential: bool = False,
 ) -> Escalated:
     """`/swarm escalate` and the Escalate modal: lead only; renames when already escalated."""
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
+    )
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         require_lead(uow, services.config, services.slack, case, user_id, "escalate cases")
         number = case.case_number
         if not case.is_open:
@@ -179,8 +184,11 @@ def change_severity(
     case_id: int | None = None,
 ) -> Escalated:
     """`/swarm sev`: lead only; renames the incident channel and says so in it and the thread."""
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
+    )
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         require_lead(uow, services.config, services.slack, case, user_id, "change the severity")
         number = case.case_number
         if case.incident_channel_id is None or case.incident_channel_name is None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from storage.domain import CaseStatus
 from storage.models import Case
 from storage.uow import UnitOfWork
+from workflows.access import require_can_see
 from workflows.announcements import deliver
 from workflows.cases import find_case, refresh_card
 from workflows.config import SwarmConfig
@@ -96,8 +97,11 @@ def require_may_resolve(
     case_id: int | None = None,
 ) -> CaseSnapshot:
     """The open case the user may resolve, or why not (checked before the modal opens)."""
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
+    )
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, services.slack, case, user_id, "resolve")
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
@@ -133,8 +137,11 @@ def resolve(
     if errors:
         raise InvalidCase(errors)
     now = services.clock.now()
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
+    )
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, services.slack, case, user_id, "resolve")
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
@@ -222,8 +229,11 @@ def reopen(
 ) -> Changed:
     """`/swarm reopen`: back to swarming (or escalated), the incident channel unarchived."""
     now = services.clock.now()
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
+    )
     with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number, case_id=case_id)
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, services.slack, case, user_id, "reopen")
         if case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")

@@ -113,6 +113,15 @@ def search(
                 break
             query = replace(query, hidden_channels=query.hidden_channels | hidden)
     hits = [h for h in page.hits if may_read(h.channel_id)]
+    # The case rule on top: a hit in a public thread of a case escalated into a private
+    # channel is hidden from non-members of that channel, as the case itself is.
+    with services.uow() as uow:
+        incident = {
+            case.id: case.incident_channel_id
+            for case in (uow.cases.get(i) for i in {h.case_id for h in hits})
+            if case is not None
+        }
+    hits = [h for h in hits if may_read(incident.get(h.case_id) or h.channel_id)]
     found = []
     for hit in hits:
         if hit.kind == "case" or not hit.ts:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from storage.domain import CaseStatus, Urgency
 from storage.uow import UnitOfWork
+from workflows.access import require_can_see
 from workflows.config import SwarmConfig
 from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
@@ -123,9 +124,10 @@ def change_urgency(
     """Set a case's urgency (leads and the filer) and move its SLA deadlines with it."""
     if urgency not in {u.value for u in Urgency}:
         raise SwarmError(f"`{escape(urgency)}` is not an urgency (low, medium, high, critical).")
+    visible = require_can_see(services, team_id=team_id, user_id=actor_id, case_number=case_number)
     now = services.clock.now()
     with services.uow() as uow:
-        case = uow.cases.by_number(team_id=team_id, case_number=case_number.strip())
+        case = uow.cases.get(visible.case_id)
         if case is None:
             raise CaseNotFound(case_number)
         if actor_id != case.filer_id and not is_lead(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from storage.domain import CaseStatus, ParticipantRole
 from storage.models import Case
+from workflows.access import require_can_see, require_may_be_given
 from workflows.announcements import THREAD, deliver
 from workflows.cases import find_case, refresh_card
 from workflows.errors import NotALead, SwarmError
@@ -52,11 +53,12 @@ def join(
     case_number: str | None = None,
 ) -> Outcome:
     """Join the swarm of a case (Join button)."""
+    visible = require_can_see(
+        services, team_id=team_id, user_id=user_id, case_id=case_id, case_number=case_number
+    )
     now = services.clock.now()
     with services.uow() as uow:
-        case = find_case(
-            uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
-        )
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id, for_update=True)
         _refuse_resolved(case, "join it")
         number = escape(case.case_number)
         added = uow.cases.add_participant(
@@ -133,11 +135,14 @@ def _assign(
     case_id: int | None = None,
     case_number: str | None = None,
 ) -> Outcome:
+    visible = require_can_see(
+        services, team_id=team_id, user_id=actor_id, case_id=case_id, case_number=case_number
+    )
+    if user_id != actor_id:
+        require_may_be_given(services, visible, user_id)
     now = services.clock.now()
     with services.uow() as uow:
-        case = find_case(
-            uow, team_id=team_id, case_id=case_id, case_number=case_number, for_update=True
-        )
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id, for_update=True)
         number = escape(case.case_number)
         _refuse_resolved(case, "assign it")
         if case.assignee_id == user_id:

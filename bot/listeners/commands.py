@@ -70,10 +70,14 @@ def status(
     team_id = team_of(command, None)
     now = services.clock.now()
     if parsed.case_number:
-        card = cases.case_card(services, team_id=team_id, case_number=parsed.case_number)
+        card = cases.case_card(
+            services, team_id=team_id, case_number=parsed.case_number, user_id=command["user_id"]
+        )
         return Reply(case_status(card, now))
     channel_id = command["channel_id"]
-    queue = cases.open_queue(services, team_id=team_id, channel_id=channel_id)
+    queue = cases.open_queue(
+        services, team_id=team_id, user_id=command["user_id"], channel_id=channel_id
+    )
     return Reply(queue_status(queue, now, channel_id))
 
 

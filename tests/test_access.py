@@ -1,0 +1,153 @@
+"""Private stays private: one access rule for every path that shows or changes a case.
+
+A case whose swarm channel or incident channel is private is seen, joined, claimed, assigned,
+escalated, resolved and reopened only by members of that channel; everyone else gets the
+answer they would get for a case that does not exist, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.models import Case, CaseEvent, Participant
+from tests.conftest import RunningBot
+from tests.fakeslack import FakeSlack
+from tests.scenario import GOOD, LEAD, file
+
+STRANGER = "U0AGENT02"  # in the workspace, not in the private channel
+OTHER_LEAD = "U0LEAD002"  # a lead (of billing), not in the private channel
+MEMBERS = ["U0AGENT01", "U0LEAD001", "U0EXP0001"]
+
+
+def answer(fake: FakeSlack, before: int) -> str:
+    """The one answer the last command got (through its response_url)."""
+    responses = fake.responses()[before:]
+    assert len(responses) == 1, responses
+    return responses[0]["body"]["text"]
+
+
+def said(bot: RunningBot, fake: FakeSlack, text: str, user: str) -> str:
+    before = len(fake.responses())
+    reply = bot.driver.command(text, user=user)
+    assert reply.status == 200
+    if reply.body:
+        return reply.json()["text"]
+    return answer(fake, before)
+
+
+def snapshot(bot: RunningBot) -> tuple[int, ...]:
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+        return (
+            uow.session.scalar(select(func.count(CaseEvent.id))),
+            uow.session.scalar(select(func.count(Participant.id))),
+            hash((case.status, case.assignee_id, case.urgency, case.severity, case.resolution)),
+        )
+
+
+@pytest.fixture
+def private_case(bot: RunningBot, fake: FakeSlack) -> Case:
+    """Case 27343, filed into the API swarm channel, which is private."""
+    fake.add_channel(
+        "C0API0001", "swarm-api", is_private=True, members=[fake.bot_user_id, *MEMBERS]
+    )
+    _view, reply = file(bot, fake)
+    assert reply.body == ""
+    with bot.uow() as uow:
+        return uow.session.scalars(select(Case)).one()
+
+
+CASE_COMMANDS = [
+    "status {n}",
+    "claim {n}",
+    "assign {n} <@U0AGENT01>",
+    "urgency {n} critical",
+    "escalate {n} sev2",
+    "sev {n} sev1",
+    "resolve {n} fixed it",
+    "reopen {n}",
+]
+
+
+@pytest.mark.parametrize("who", [STRANGER, OTHER_LEAD])
+def test_a_non_member_is_told_a_private_case_does_not_exist_and_changes_nothing(
+    bot: RunningBot, fake: FakeSlack, private_case: Case, who: str
+) -> None:
+    before = snapshot(bot)
+    calls = len(fake.calls_to("conversations.create")) + len(fake.calls_to("chat.update"))
+    for template in CASE_COMMANDS:
+        hidden = said(bot, fake, template.format(n="27343"), who)
+        missing = said(bot, fake, template.format(n="99999"), who)
+        assert hidden == missing.replace("99999", "27343"), template
+        assert "summary" not in hidden.lower() and "Webhooks" not in hidden
+    assert snapshot(bot) == before
+    assert len(fake.calls_to("conversations.create")) + len(fake.calls_to("chat.update")) == calls
+
+
+def test_the_card_buttons_are_refused_to_non_members(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    before = snapshot(bot)
+    for action in ("case-join", "case-claim", "case-escalate", "case-resolve"):
+        responses = len(fake.responses())
+        views = len(fake.opened_views())
+        reply = bot.driver.click(
+            action, str(private_case.id), user=OTHER_LEAD, message_ts=private_case.thread_ts
+        )
+        assert reply.status == 200
+        assert len(fake.opened_views()) == views, action  # no escalate or resolve form
+        text = answer(fake, responses)
+        assert text.startswith("No case 27343 here."), (action, text)
+    assert snapshot(bot) == before
+
+
+def test_members_still_see_and_work_the_case(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    assert "Webhooks time out" in said(bot, fake, "status 27343", "U0EXP0001")
+    assert "yours" in said(bot, fake, "claim 27343", "U0EXP0001").lower()
+    with bot.uow() as uow:
+        assert uow.session.get(Case, private_case.id).assignee_id == "U0EXP0001"
+
+
+def test_a_lead_cannot_hand_a_private_case_to_a_non_member(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    before = snapshot(bot)
+    text = said(bot, fake, f"assign 27343 <@{STRANGER}>", LEAD)
+    assert f"<@{STRANGER}> is not a member of the private channel" in text
+    assert snapshot(bot) == before
+
+
+def test_the_open_queue_leaves_out_cases_the_user_cannot_see(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    fake.add_channel(
+        "C0API0001", "swarm-api", is_private=True, members=[fake.bot_user_id, *MEMBERS]
+    )
+    assert "27343" in said(bot, fake, "status", "U0AGENT01")
+    # Someone outside the channel cannot run /swarm there, but the rule holds all the same.
+    assert "27343" not in said(bot, fake, "status", STRANGER)
+
+
+def test_a_confidential_escalation_hides_the_case_from_the_public_swarm_channel(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    _view, reply = file(bot, fake, {**GOOD})
+    assert reply.body == ""
+    with bot.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+    bot.driver.click("case-escalate", str(case.id), user=LEAD, message_ts=case.thread_ts)
+    bot.driver.submit(fake.opened_views()[-1], {"severity": "1", "confidential": "yes"}, user=LEAD)
+    with bot.uow() as uow:
+        case = uow.session.get(Case, case.id)
+        assert case.confidential and case.incident_channel_id
+    assert fake.channel(case.incident_channel_id)["is_private"]
+    invited = set(fake.channel(case.incident_channel_id)["members"])
+    assert STRANGER not in invited and "U0AGENT01" in invited
+    assert said(bot, fake, "status 27343", STRANGER).startswith("No case 27343 here.")
+    assert "Webhooks time out" in said(bot, fake, "status 27343", "U0AGENT01")
+    assert said(bot, fake, "search webhooks", "U0AGENT01").startswith("Results 1–")
+    hidden = said(bot, fake, "search webhooks", STRANGER)
+    assert not hidden.startswith("Results") and "27343" not in hidden, hidden
