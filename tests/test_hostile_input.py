@@ -906,3 +906,33 @@ def test_the_command_parser_only_ever_says_usage_and_never_echoes_markup(text: s
         for usage in USAGE.values():  # the bot's own usage lines show <case> as it is
             message = message.replace(usage, "")
         assert "<" not in message and ">" not in message
+
+
+def test_a_case_number_full_of_markup_is_escaped_and_url_encoded_wherever_it_shows(
+    bot: RunningBot, fake: FakeSlack, log: pytest.LogCaptureFixture
+) -> None:
+    """A pattern that allows anything (the operator's choice) still pings nobody."""
+    bot.swarm.config = parse_config(
+        TEST_CONFIG.replace("number_pattern: '^\\d{3,10}$'", "number_pattern: '^\\S{1,40}$'")
+    )
+    number = "1><!channel>|<@U0EVIL01>"
+    view = open_modal(bot, fake)
+    assert bot.driver.submit(view, {**GOOD, "case_number": number}).body == ""
+    card = json.dumps(cards_in(fake))
+    assert "cases/1%3E%3C%21channel%3E%7C%3C%40U0EVIL01%3E|1&gt;&lt;!channel&gt;" in card
+    replies = [
+        bot.driver.command(f"{text} {number}", user="U0LEAD001")
+        for text in ("status", "claim", "urgency", "escalate", "sev")
+    ]
+    replies.append(bot.driver.command(f"resolve {number} fixed", user="U0LEAD001"))
+    replies.append(bot.driver.command(f"reopen {number}", user="U0LEAD001"))
+    replies.append(bot.driver.command(f"resolve {number} fixed again", user="U0LEAD001"))
+    replies.append(bot.driver.command(f"resolve {number} twice", user="U0LEAD001"))
+    with bot.uow() as uow:
+        assert uow.session.scalars(select(Case.case_number)).one() == number
+    assert_nothing_pings(fake, *replies)
+    assert_quiet_log(log, at_most=0)
+
+
+def cards_in(fake: FakeSlack) -> list[Any]:
+    return [c.params for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]

@@ -75,7 +75,7 @@ def escalation_form(
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         require_lead(uow, services.config, services.slack, case, user_id, "escalate cases")
         if not case.is_open:
-            raise SwarmError(f"Case {case.case_number} is resolved; reopen it first.")
+            raise SwarmError(f"Case {escape(case.case_number)} is resolved; reopen it first.")
         severity = case.severity or default_severity(case.urgency)
         return EscalationForm(CaseSnapshot.of(case, services.config), severity)
 

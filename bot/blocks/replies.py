@@ -83,7 +83,7 @@ def _when(at: datetime) -> str:
 
 def changed_text(changed: Changed, what: str) -> str:
     """The answer to a resolve or reopen, with what Slack did not take."""
-    text = f"Case {changed.case_number} {what}."
+    text = f"Case {escape(changed.case_number)} {what}."
     if changed.problems:
         text += " Slack did not take everything: " + "; ".join(changed.problems)
     return text

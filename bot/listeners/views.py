@@ -25,6 +25,7 @@ from bot.listeners.errors import guarded
 from workflows import escalation, resolution
 from workflows.errors import DuplicateCase, InvalidCase, SwarmError
 from workflows.intake import file_case, publish_card
+from workflows.text import escape
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def submit_resolution(
     )
     if changed.problems:
         raise SwarmError(
-            f"Case {changed.case_number} is resolved, but Slack did not take everything: "
+            f"Case {escape(changed.case_number)} is resolved, but Slack did not take everything: "
             + "; ".join(changed.problems)
         )
 
