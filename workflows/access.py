@@ -51,7 +51,7 @@ def require_can_see(
 
     The case's channels are read in a short transaction; Slack is asked after it is closed.
     """
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         if case_id is not None:
             case = uow.cases.get(case_id)
             case = case if case is not None and case.team_id == team_id else None
@@ -69,7 +69,7 @@ def require_can_see(
 
 def require_may_be_given(services: Services, visible: Visible, user_id: str) -> None:
     """Refuse handing a case to someone who may not see it (assign, and so the next invite)."""
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         case = uow.cases.get(visible.case_id)
         channels = channels_of(case.channel_id, case.incident_channel_id) if case else []
     if not can_see(services.slack, user_id, channels):

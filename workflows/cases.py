@@ -51,7 +51,7 @@ def refresh_card(slack: SlackGateway, card: CaseSnapshot) -> str | None:
 def case_card(services: Services, *, team_id: str, case_number: str, user_id: str) -> CaseSnapshot:
     """One case by number, or CaseNotFound (also when the user may not see it)."""
     visible = require_can_see(services, team_id=team_id, user_id=user_id, case_number=case_number)
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         return CaseSnapshot.of(
             find_case(uow, team_id=team_id, case_id=visible.case_id), services.config
         )
@@ -65,7 +65,7 @@ def open_queue(
     channel_id: str | None = None,
 ) -> list[CaseSnapshot]:
     """Open cases the user may see (escalated included), oldest first, optionally of a channel."""
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         queue = [
             CaseSnapshot.of(c, services.config)
             for c in uow.cases.open_queue(team_id=team_id, channel_id=channel_id)

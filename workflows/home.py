@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from storage.domain import CaseStatus, Urgency
 from storage.models import Case
 from workflows import metrics
+from workflows.access import can_see, channels_of
 from workflows.cases import find_case
 from workflows.config import SwarmConfig
 from workflows.services import Services
@@ -180,7 +181,9 @@ def home(services: Services, *, team_id: str, user_id: str, page: int = 0) -> Ho
         hidden |= unseen
 
     def visible(case: Case) -> bool:
-        return all(may_read(ch) for ch in _channels([case]))
+        return can_see(
+            services.slack, user_id, channels_of(case.channel_id, case.incident_channel_id)
+        )
 
     queue_items = tuple(_item(c, config, now) for c in queue if visible(c))
     own_items = tuple(_item(c, config, now) for c in own if visible(c))

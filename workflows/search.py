@@ -115,7 +115,7 @@ def search(
     hits = [h for h in page.hits if may_read(h.channel_id)]
     # The case rule on top: a hit in a public thread of a case escalated into a private
     # channel is hidden from non-members of that channel, as the case itself is.
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         incident = {
             case.id: case.incident_channel_id
             for case in (uow.cases.get(i) for i in {h.case_id for h in hits})
