@@ -359,3 +359,25 @@ def test_the_leader_delivers_in_the_background_while_requests_go_on(
         scheduler.shutdown()
     assert sorted(e["case_number"] for e in receiver.events) == ["1001", "1002", "1003", "1004"]
     assert "webhooks:deliver" in {s.name for s in SWEEPS}
+
+
+def test_swarmbot_run_stops_with_one_line_when_the_receivers_secret_is_missing(tmp_path) -> None:
+    config = tmp_path / "swarm.yaml"
+    config.write_text(
+        TEST_CONFIG + "integrations:\n  status_webhook:\n    url: https://t.example.com/h\n"
+        "    secret_env: SWARM_TEST_MISSING_SECRET\n"
+    )
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": "x" * 16,
+        "SLACK_APP_TOKEN": "",
+        "SWARM_CONFIG": str(config),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'never-made.db'}",
+        "SWARM_TEST_MISSING_SECRET": "",
+    }
+    result = CliRunner().invoke(main, ["run"], env=env)
+    assert result.exit_code == 2 and not (tmp_path / "never-made.db").exists()
+    assert result.output.strip().splitlines() == [
+        f"swarmbot: SWARM_TEST_MISSING_SECRET is not set: it holds the secret of "
+        f"integrations.status_webhook in {config}"
+    ]
