@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from storage.models import Case, CaseEvent, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import GOOD, LEAD, file
+from tests.scenario import GOOD, LEAD, file, open_modal
 
 STRANGER = "U0AGENT02"  # in the workspace, not in the private channel
 OTHER_LEAD = "U0LEAD002"  # a lead (of billing), not in the private channel
@@ -151,3 +151,20 @@ def test_a_confidential_escalation_hides_the_case_from_the_public_swarm_channel(
     assert said(bot, fake, "search webhooks", "U0AGENT01").startswith("Results 1–")
     hidden = said(bot, fake, "search webhooks", STRANGER)
     assert not hidden.startswith("Results") and "27343" not in hidden, hidden
+
+
+def test_filing_a_taken_number_names_its_thread_only_to_those_who_may_see_it(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    with bot.uow() as uow:
+        permalink = uow.session.get(Case, private_case.id).permalink
+    assert permalink
+    errors = {}
+    for user in (STRANGER, "U0EXP0001"):
+        view = open_modal(bot, fake, user=user)
+        reply = bot.driver.submit(view, GOOD, user=user)
+        errors[user] = reply.json()["errors"]["case_number"]
+    assert errors[STRANGER] == "Case 27343 is already filed, in a private channel you are not in."
+    assert permalink in errors["U0EXP0001"]
+    with bot.uow() as uow:
+        assert uow.session.scalar(select(func.count(Case.id))) == 1

@@ -36,12 +36,23 @@ class UnknownTopic(SwarmError):
 class DuplicateCase(SwarmError):
     """A case with this number is already filed."""
 
-    def __init__(self, case_number: str, permalink: str | None, resolved: bool) -> None:
+    def __init__(
+        self,
+        case_number: str,
+        permalink: str | None,
+        resolved: bool,
+        *,
+        channels: tuple[str, ...] = (),
+        hidden: bool = False,
+    ) -> None:
         self.case_number = case_number
         self.permalink = permalink
         self.resolved = resolved
+        self.channels = channels  # where the case lives, for the access rule
         where = permalink or "its card is being posted"
-        if resolved:
+        if hidden:
+            text = f"Case {case_number} is already filed, in a private channel you are not in."
+        elif resolved:
             text = f"Case {case_number} was already filed and resolved: {where}"
             text += f" (use /swarm reopen {case_number})"
         else:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from storage.domain import CaseStatus, ParticipantRole, Urgency
 from storage.models import Case
 from storage.uow import UnitOfWork
+from workflows.access import can_see, channels_of
 from workflows.config import SwarmConfig
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
 from workflows.routing import channel_for
@@ -105,6 +106,16 @@ def file_case(services: Services, draft: CaseDraft) -> Filed:
     with services.uow() as uow:
         uow.cases.ensure_workspace(team_id=draft.team_id)
         uow.commit()
+    try:
+        return _store(services, draft, number, now)
+    except DuplicateCase as exc:
+        # The number is taken either way; its thread is named only to those who may see it.
+        if draft.filer_id and not can_see(services.slack, draft.filer_id, exc.channels):
+            raise DuplicateCase(number, None, exc.resolved, hidden=True) from None
+        raise
+
+
+def _store(services: Services, draft: CaseDraft, number: str, now: datetime) -> Filed:
     with services.uow() as uow:
         earlier = _earlier_submission(uow, draft, number)
         if earlier is not None:
@@ -179,7 +190,12 @@ def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed
             return Filed(mine.id, mine.case_number, mine.channel_id, created=False)
     existing = uow.cases.by_number(team_id=draft.team_id, case_number=number)
     if existing is not None:
-        raise DuplicateCase(number, existing.permalink, resolved=not existing.is_open)
+        raise DuplicateCase(
+            number,
+            existing.permalink,
+            resolved=not existing.is_open,
+            channels=tuple(channels_of(existing.channel_id, existing.incident_channel_id)),
+        )
     return None
 
 
