@@ -311,3 +311,14 @@ def test_a_zendesk_ticket_envelope_is_unwrapped() -> None:
 def test_the_documented_names_win_over_aliases() -> None:
     fields, _ = case_fields({**TICKET, "Subject": "not this one"})
     assert fields["summary"] == "Webhooks time out"
+
+
+def test_when_the_filers_note_fails_the_ticket_still_gets_its_thread(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    fake.inject("chat.postMessage", status=503, times=4, when=lambda p: p["channel"] == "U0AGENT01")
+    status, body = post(bot, TICKET)
+    assert status == 201 and body["thread_permalink"] == cases(bot)[0].permalink
+    assert fake.dms("U0AGENT01") == []
+    publish_pending(services(bot))
+    assert len(fake.dms("U0AGENT01")) == 1

@@ -213,3 +213,16 @@ def test_a_signed_step_execution_of_the_wrong_shape_is_refused_and_changes_nothi
         reply = bot.driver.send(json.dumps(body), "application/json")
         assert reply.status == 400
     assert cases(bot) == [] and fake.execution(execution_id)["state"] == "running"
+
+
+def test_when_the_filers_note_fails_the_step_still_completes_and_the_note_follows(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    fake.inject("chat.postMessage", status=503, times=4, when=lambda p: p["channel"] == "U0AGENT01")
+    execution = run_step(bot, fake)
+    [case] = cases(bot)
+    assert execution["state"] == "completed"
+    assert execution["outputs"]["thread_permalink"] == case.permalink
+    assert fake.dms("U0AGENT01") == [] and case.filer_notified_at is None
+    publish_pending(services(bot))
+    assert len(fake.dms("U0AGENT01")) == 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workflows import tickets
-from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
+from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card, validate
 from workflows.services import Services
 
@@ -39,7 +39,12 @@ def file_and_post(
 ) -> Landed:
     """File the case (InvalidCase, DuplicateCase as the modal), post its card, say where."""
     filed = file_case(services, draft)
-    publish_card(services, filed.case_id)
+    try:
+        publish_card(services, filed.case_id)
+    except SwarmError as exc:
+        # The case (and its card, when Slack took it) is stored; what is left, such as the
+        # filer's note, is sent by the cards:retry sweep. The sender hears where it landed.
+        log.warning("case %s: filed, the rest follows later (%s)", filed.case_number, exc)
     return landed(services, filed.case_id, created=filed.created)
 
 
