@@ -336,8 +336,14 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
     )
     stats_ms: list[float] = []
     home_ms: list[float] = []
+    floor_ms: list[float] = []
     try:
         for n in range(runs + 1):
+            # The floor: one case by number (one indexed read, the same answer path).
+            started = time.monotonic()
+            driver.command("status 100000", user=LEAD)
+            if n:
+                floor_ms.append((fake.responses()[-1]["at"] - started) * 1000)
             started = time.monotonic()
             driver.command("stats 90d", user=LEAD)
             answer = fake.responses()[-1]
@@ -363,6 +369,7 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
         server.server_close()
         executor.shutdown()
     return {
+        "floor": (statistics.median(floor_ms), p95(floor_ms)),
         "stats": (statistics.median(stats_ms), p95(stats_ms)),
         "home": (statistics.median(home_ms), p95(home_ms)),
         "view": view,
@@ -412,7 +419,8 @@ def run(name: str, db_url: str, args: argparse.Namespace, now: datetime) -> dict
         app = app_latency(db_url, fake, now, args.runs)
     print(
         f"[{name}] /swarm stats 90d: p50 {app['stats'][0]:.1f} ms, p95 {app['stats'][1]:.1f} ms;"
-        f" Home publish: p50 {app['home'][0]:.1f} ms, p95 {app['home'][1]:.1f} ms",
+        f" Home publish: p50 {app['home'][0]:.1f} ms, p95 {app['home'][1]:.1f} ms;"
+        f" floor (/swarm status <case>): p50 {app['floor'][0]:.1f} ms",
         flush=True,
     )
     return {"name": name, "load": loaded, "figures": figures, **app}
@@ -443,15 +451,20 @@ def main() -> None:
     )
     print()
     print(
-        "| database | load (s) | figures 7d | 30d | 90d | all | `/swarm stats 90d` (lead) "
-        "| App Home publish (lead) |"
+        "| database | load (s) | figures 7d | 30d | 90d | all | floor: `/swarm status <case>` "
+        "| `/swarm stats 90d` (lead) | App Home publish (lead) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cells = " | ".join(f"{p50:.1f} / {p95_:.1f}" for p50, p95_ in r["figures"].values())
-        app = " | ".join(f"{r[k][0]:.1f} / {r[k][1]:.1f}" for k in ("stats", "home"))
+        app = " | ".join(f"{r[k][0]:.1f} / {r[k][1]:.1f}" for k in ("floor", "stats", "home"))
         print(f"| {r['name']} | {r['load']:.0f} | {cells} | {app} |")
     print("\n(median / p95 in milliseconds)")
+    for r in results:
+        print(
+            f"{r['name']}: /swarm stats 90d is {r['stats'][0] / r['floor'][0]:.1f}x the floor, "
+            f"a Home publish {r['home'][0] / r['floor'][0]:.1f}x (medians)"
+        )
     if args.show_home and results:
         print("\nThe lead's Home, as text:\n")
         print(home_as_text(results[-1]["view"]))

@@ -10,10 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.domain import CaseStatus
-from storage.models import Case, CaseEvent, HomeView, Participant
-
-OPEN = [s for s in CaseStatus if s is not CaseStatus.RESOLVED]
+from storage.models import NOT_RESOLVED, Case, CaseEvent, HomeView, Participant
 
 
 class HomeRepository:
@@ -45,7 +42,7 @@ class HomeRepository:
         how many cases the whole queue has; cases in `hidden` channels left out."""
         where: list[ColumnElement[bool]] = [
             Case.team_id == team_id,
-            Case.status.in_(OPEN),
+            NOT_RESOLVED,
             *self._visible(hidden),
         ]
         if topics is not None:
@@ -71,7 +68,7 @@ class HomeRepository:
             .where(Participant.case_id == Case.id, Participant.user_id == user_id)
             .exists(),
         )
-        where = [Case.team_id == team_id, Case.status.in_(OPEN), theirs, *self._visible(hidden)]
+        where = [Case.team_id == team_id, NOT_RESOLVED, theirs, *self._visible(hidden)]
         total = self.session.scalar(select(func.count(Case.id)).where(*where)) or 0
         cases = self.session.scalars(
             select(Case).where(*where).order_by(Case.created_at, Case.id).limit(limit)

@@ -32,7 +32,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from storage.domain import CaseStatus
-from storage.models import Case, CaseEvent, Message
+from storage.models import NOT_RESOLVED, Case, CaseEvent, Message
 
 ALL = "*"  # the key of figures over every selected topic
 
@@ -292,7 +292,7 @@ class MetricsRepository:
             select(Case.topic_key, func.count(Case.id), func.min(Case.created_at))
             .where(
                 *self._of(team_id, topics),
-                Case.status.in_([s for s in CaseStatus if s is not CaseStatus.RESOLVED]),
+                NOT_RESOLVED,
             )
             .group_by(Case.topic_key)
         ).all()
@@ -303,9 +303,8 @@ class MetricsRepository:
     ) -> dict[str, Queue]:
         """Per topic: cases open at a past moment (filed before it, not resolved by then).
 
-        A case never reopened was resolved by then when its resolved_at is earlier. A reopened
-        case was resolved by then when its timeline, up to then, has more `resolved` than
-        `reopened` entries (they alternate, starting with a resolve).
+        A reopened case was resolved by then when its timeline, up to then, has more
+        `resolved` than `reopened` entries (they alternate, starting with a resolve).
         """
         of = self._of(team_id, topics)
         reopened = select(CaseEvent.case_id).where(CaseEvent.kind == "reopened")
@@ -318,20 +317,18 @@ class MetricsRepository:
             )
             .scalar_subquery()
         )
-        # Two parts, so the first reads only cases resolved since then or not at all (an index
-        # range), not every case filed before.
-        never_reopened = select(Case.topic_key.label("t"), Case.created_at.label("at")).where(
-            *of,
-            or_(Case.resolved_at.is_(None), Case.resolved_at >= at),
-            Case.created_at < at,
-            not_(Case.id.in_(reopened)),
-        )
-        was_reopened = select(Case.topic_key.label("t"), Case.created_at.label("at")).where(
-            *of, Case.id.in_(reopened), Case.created_at < at, net <= 0
-        )
-        open_then = union_all(never_reopened, was_reopened).subquery("open_then")
+        # A case resolved for good before then (its last resolution) was resolved then, so
+        # only cases resolved since or not at all are read (an index range); of those, one
+        # never reopened was open then, and a reopened one as its timeline says.
         rows = self.session.execute(
-            select(open_then.c.t, func.count(), func.min(open_then.c.at)).group_by(open_then.c.t)
+            select(Case.topic_key, func.count(Case.id), func.min(Case.created_at))
+            .where(
+                *of,
+                or_(Case.resolved_at.is_(None), Case.resolved_at >= at),
+                Case.created_at < at,
+                or_(not_(Case.id.in_(reopened)), net <= 0),
+            )
+            .group_by(Case.topic_key)
         ).all()
         return {topic: Queue(int(n), oldest) for topic, n, oldest in rows}
 
