@@ -15,6 +15,9 @@ from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import GOOD, LEAD, file, open_modal
 
+# The membership check asks Slack: never while a transaction is open.
+pytestmark = pytest.mark.usefixtures("no_slack_call_inside_a_transaction")
+
 STRANGER = "U0AGENT02"  # in the workspace, not in the private channel
 OTHER_LEAD = "U0LEAD002"  # a lead (of billing), not in the private channel
 MEMBERS = ["U0AGENT01", "U0LEAD001", "U0EXP0001"]

@@ -601,6 +601,7 @@ RAW = (
 )
 # Slack surfaces whose text is read as mrkdwn (plain_text objects and input values are not).
 RENDERING = (
+    "views.publish",
     "chat.postMessage",
     "chat.update",
     "chat.postEphemeral",
@@ -753,6 +754,9 @@ COMMAND_ARGUMENTS = [
     f"{NASTY}",
     "new <!channel>",
     "help <!channel>",
+    "stats <!channel>",
+    "stats 9999d <@U0EVIL01>",
+    f"stats all {NASTY}",
     "x" * 4000,
 ]
 
@@ -936,3 +940,20 @@ def test_a_case_number_full_of_markup_is_escaped_and_url_encoded_wherever_it_sho
 
 def cards_in(fake: FakeSlack) -> list[Any]:
     return [c.params for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]
+
+
+def test_app_home_shows_typed_text_escaped(bot: RunningBot, fake: FakeSlack) -> None:
+    view = open_modal(bot, fake)
+    values = {**GOOD, "summary": NASTY[:150], "customer": NASTY}
+    assert bot.driver.submit(view, values).body == ""
+    for user in ("U0LEAD001", "U0AGENT01"):
+        event = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": f"D{user}",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        assert bot.driver.event(event).status == 200
+    assert len(fake.calls_to("views.publish")) >= 2
+    assert_nothing_pings(fake)
