@@ -187,6 +187,12 @@ class SlackDriver:
         **kwargs: Any,
     ) -> Reply:
         """Submit an opened modal with `values` by block id (selects take the option value)."""
+        return self.interactive(self.submission(view, values, user=user), **kwargs)
+
+    def submission(
+        self, view: dict[str, Any], values: dict[str, str | None], *, user: str = "U0AGENT01"
+    ) -> dict[str, Any]:
+        """The view_submission payload of an opened modal filled with `values`."""
         body = payload("view_submission.json")
         body["team"]["id"] = self.team_id
         body["user"].update(id=user, team_id=self.team_id)
@@ -220,7 +226,7 @@ class SlackDriver:
         submitted.setdefault("hash", "1596530361.3wRYuk3R")
         submitted["team_id"] = self.team_id
         body["view"] = {**body["view"], **submitted}
-        return self.interactive(body, **kwargs)
+        return body
 
     def click(
         self,

@@ -36,7 +36,7 @@ from storage.models import Base, Case
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TEST_CONFIG, RunningBot, settings_for
 from tests.fakeslack import FakeSlack
 from tests.scenario import GOOD, open_modal
-from tests.slackdriver import PAYLOADS, Reply, payload
+from tests.slackdriver import PAYLOADS, Reply, SlackDriver, payload
 from workflows.config import SwarmConfig, parse_config
 
 SECRETS = (SIGNING_SECRET, BOT_TOKEN)
@@ -956,4 +956,41 @@ def test_app_home_shows_typed_text_escaped(bot: RunningBot, fake: FakeSlack) -> 
         }
         assert bot.driver.event(event).status == 200
     assert len(fake.calls_to("views.publish")) >= 2
+    assert_nothing_pings(fake)
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_socket_mode_files_unicode_and_injection_byte_for_byte(
+    socket_mode: tuple[CheckedSocketModeHandler, Any], fake: FakeSlack
+) -> None:
+    """The same modal, submitted over Socket Mode: stored as typed, rendered escaped."""
+    handler, swarm = socket_mode
+    client = RecordingSocketClient()
+    shortcut = payload("shortcut_global.json") | {"callback_id": "file-swarm-case"}
+    shortcut["team"]["id"] = "T111"
+    shortcut["user"].update(id="U0AGENT01", team_id="T111")
+    opened = SocketModeRequest(type="interactive", envelope_id="e-1", payload=shortcut)
+    handler.handle(client, opened)
+    wait_until(fake.opened_views)
+    values = {**GOOD, "summary": NASTY[:150], "details": NASTY * 5, "customer": NASTY}
+    driver = SlackDriver("http://127.0.0.1:9/unused", SIGNING_SECRET, fake.respond_url, None)
+    body = driver.submission(fake.opened_views()[-1], values)
+    handler.handle(client, SocketModeRequest(type="interactive", envelope_id="e-2", payload=body))
+    wait_until(
+        lambda: any(c.params.get("blocks") for c in fake.calls if c.method == "chat.postMessage")
+    )
+    with swarm.uow() as uow:
+        case = uow.session.scalars(select(Case)).one()
+        assert (case.summary, case.details, case.customer) == (
+            values["summary"].strip(),
+            values["details"].strip(),
+            values["customer"].strip(),
+        )
+    assert [m["envelope_id"] for m in client.sent] == ["e-1", "e-2"]
     assert_nothing_pings(fake)
