@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from bot.gateway import ChannelAccess
 from storage.models import Case, CaseEvent, Participant
 from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
@@ -171,3 +172,13 @@ def test_filing_a_taken_number_names_its_thread_only_to_those_who_may_see_it(
     assert permalink in errors["U0EXP0001"]
     with bot.uow() as uow:
         assert uow.session.scalar(select(func.count(Case.id))) == 1
+
+
+def test_search_asks_slack_who_may_read_only_between_transactions(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    """A cold membership cache: search asks Slack with no transaction open (the fixture)."""
+    bot.swarm.channels = ChannelAccess()  # forget what was learnt about the channels
+    assert said(bot, fake, "search webhooks", "U0AGENT01").startswith("Results 1–")
+    assert fake.calls_to("conversations.members")
+    assert not said(bot, fake, "search webhooks", STRANGER).startswith("Results")

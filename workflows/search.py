@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time
 from storage.domain import CaseStatus
 from storage.search import Hit, SearchQuery
 from storage.search import search as run_search
+from workflows.access import can_see, channels_of
 from workflows.config import SwarmConfig
 from workflows.errors import SwarmError
 from workflows.services import Services
@@ -105,23 +106,23 @@ def search(
             readable[channel_id] = services.slack.can_read(user_id, channel_id)
         return readable[channel_id]
 
-    with services.uow() as uow:
-        for _ in range(ACCESS_ROUNDS):
+    for _ in range(ACCESS_ROUNDS):
+        # Read, close, then ask Slack who may read what: no transaction waits on Slack.
+        with services.uow.read() as uow:
             page = run_search(uow.session, query)
-            hidden = {h.channel_id for h in page.hits if not may_read(h.channel_id)}
-            if not hidden:
-                break
-            query = replace(query, hidden_channels=query.hidden_channels | hidden)
-    hits = [h for h in page.hits if may_read(h.channel_id)]
-    # The case rule on top: a hit in a public thread of a case escalated into a private
-    # channel is hidden from non-members of that channel, as the case itself is.
-    with services.uow.read() as uow:
-        incident = {
-            case.id: case.incident_channel_id
-            for case in (uow.cases.get(i) for i in {h.case_id for h in hits})
-            if case is not None
-        }
-    hits = [h for h in hits if may_read(incident.get(h.case_id) or h.channel_id)]
+            cases = {h.case_id: uow.cases.get(h.case_id) for h in page.hits}
+            incident = {i: c.incident_channel_id for i, c in cases.items() if c is not None}
+        hidden = {h.channel_id for h in page.hits if not may_read(h.channel_id)}
+        if not hidden:
+            break
+        query = replace(query, hidden_channels=query.hidden_channels | hidden)
+    # The case rule on top (workflows.access): a hit in the public thread of a case escalated
+    # into a private channel is hidden from non-members of that channel, as the case is.
+    hits = [
+        h
+        for h in page.hits
+        if can_see(services.slack, user_id, channels_of(h.channel_id, incident.get(h.case_id)))
+    ]
     found = []
     for hit in hits:
         if hit.kind == "case" or not hit.ts:
