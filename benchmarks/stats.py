@@ -271,11 +271,10 @@ def load(engine: Any, year: Year) -> float:
         with engine.begin() as connection:
             connection.execute(insert(Message.__table__), batch)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(text("COMMIT"))
-            connection.execute(text("VACUUM ANALYZE"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in ("cases", "case_events"):
                 connection.execute(text(f"SELECT setval('{table}_id_seq', max(id)) FROM {table}"))
+            connection.execute(text("VACUUM ANALYZE"))  # index-only scans need the visibility map
     else:
         with engine.begin() as connection:
             connection.execute(text("ANALYZE"))

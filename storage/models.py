@@ -131,6 +131,8 @@ class Case(Base):
             "resolved_by",
         ),
         Index("ix_cases_team_escalated", "team_id", "escalated_at", "topic_key"),
+        # A case's topic by its id, narrow: counting a topic's replies joins a message to it.
+        Index("ix_cases_topic_of", "id", "team_id", "topic_key"),
         # The open queue (few of all cases) oldest first; queries say NOT_RESOLVED to use it.
         Index(
             "ix_cases_team_open",
