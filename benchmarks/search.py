@@ -1,22 +1,29 @@
-"""Search latency, message-event ingestion rate and peak memory on a synthetic case record.
+"""Search latency side by side on SQLite and PostgreSQL, /swarm search against its floor,
+message-event ingestion and peak memory, on a synthetic case record.
 
-    python benchmarks/search.py                       # 100k cases, 1M messages (the target)
+    python benchmarks/search.py --events 0            # 100k cases, 1M messages (the target)
     python benchmarks/search.py --cases 10000 --messages 100000 --queries 300
 
 Builds the same synthetic corpus (seeded: the same words every run) on SQLite and, when
-PostgreSQL is installed, on a throwaway PostgreSQL server; both migrated by alembic, so the
-FTS5 triggers and the tsvector columns index every row as it is inserted. Then:
+PostgreSQL is installed, on a private PostgreSQL server; both migrated by alembic, so the
+FTS5 triggers and the tsvector columns index every row as it is inserted. Both are kept under
+benchmarks/out and reused by later runs of the same size (`--fresh` rebuilds). Then:
 
-- search: `--queries` queries through `storage.search.search` (the one storage API), two to
-  three words drawn from the corpus's own vocabulary by frequency band, a quarter with a
-  filter (topic, status, date); p50/p95/max in ms.
+- search: `--queries` queries through `storage.search.search` (the one storage API) on both
+  databases in turn, `--runs` times: one common word, two common words, one rare word, or
+  two or three rare words from one message, each with no filter or a topic, status, date or
+  severity filter; p50/p95/max in ms (medians over the runs), by query class; and whether
+  both databases rank the same rows (`storage.search.window`).
+- /swarm search: the first `--commands` queries sent as signed slash commands to the real
+  app, timed until the results reach the response_url, each next to the storage search it
+  wraps; p95 ratio.
 - ingestion: `--events` signed `message` events (thread replies) POSTed by 4 client threads
   to the real WSGI app, which stores them (and updates cards on the fake Slack Web API);
-  events per second until every one is stored.
+  events per second until every one is stored, then removed again.
 - peak memory: the benchmark process's maximum resident set (corpus generation, the app,
   the queries); PostgreSQL's own memory is not counted.
 
-Prints a Markdown table.
+Prints Markdown tables.
 """
 
 from __future__ import annotations
