@@ -334,6 +334,7 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
         team_id=TEAM,
     )
     stats_ms: list[float] = []
+    agent_ms: list[float] = []
     home_ms: list[float] = []
     floor_ms: list[float] = []
     try:
@@ -349,6 +350,11 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
             assert "Per person" in json.dumps(answer["body"].get("blocks")), answer
             if n:  # the first run warms caches and connections
                 stats_ms.append((answer["at"] - started) * 1000)
+            # Someone who leads nothing: the same figures without the per-person part.
+            started = time.monotonic()
+            driver.command("stats 90d", user="U0AGENT01")
+            if n:
+                agent_ms.append((fake.responses()[-1]["at"] - started) * 1000)
             started = time.monotonic()
             driver.event(
                 {
@@ -370,6 +376,7 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
     return {
         "floor": (statistics.median(floor_ms), p95(floor_ms)),
         "stats": (statistics.median(stats_ms), p95(stats_ms)),
+        "agent": (statistics.median(agent_ms), p95(agent_ms)),
         "home": (statistics.median(home_ms), p95(home_ms)),
         "view": view,
     }
@@ -418,6 +425,7 @@ def run(name: str, db_url: str, args: argparse.Namespace, now: datetime) -> dict
         app = app_latency(db_url, fake, now, args.runs)
     print(
         f"[{name}] /swarm stats 90d: p50 {app['stats'][0]:.1f} ms, p95 {app['stats'][1]:.1f} ms;"
+        f" no lead p50 {app['agent'][0]:.1f} ms, p95 {app['agent'][1]:.1f} ms;"
         f" Home publish: p50 {app['home'][0]:.1f} ms, p95 {app['home'][1]:.1f} ms;"
         f" floor (/swarm status <case>): p50 {app['floor'][0]:.1f} ms",
         flush=True,
@@ -451,12 +459,14 @@ def main() -> None:
     print()
     print(
         "| database | load (s) | figures 7d | 30d | 90d | all | floor: `/swarm status <case>` "
-        "| `/swarm stats 90d` (lead) | App Home publish (lead) |"
+        "| `/swarm stats 90d` (lead) | `/swarm stats 90d` (no lead) | App Home publish (lead) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cells = " | ".join(f"{p50:.1f} / {p95_:.1f}" for p50, p95_ in r["figures"].values())
-        app = " | ".join(f"{r[k][0]:.1f} / {r[k][1]:.1f}" for k in ("floor", "stats", "home"))
+        app = " | ".join(
+            f"{r[k][0]:.1f} / {r[k][1]:.1f}" for k in ("floor", "stats", "agent", "home")
+        )
         print(f"| {r['name']} | {r['load']:.0f} | {cells} | {app} |")
     print("\n(median / p95 in milliseconds)")
     for r in results:
