@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -213,6 +214,11 @@ class Case(Base):
     workaround: Mapped[str | None] = mapped_column(Text)
     kb_link: Mapped[str | None] = mapped_column(String(1024))
 
+    # Similar cases: the record changed since its vector was made (owed re-embedding), and
+    # the intake reply listing similar resolved cases was decided (posted, or nothing similar).
+    vector_due_at: Mapped[datetime | None] = mapped_column()
+    similar_offered_at: Mapped[datetime | None] = mapped_column()
+
     participants: Mapped[list[Participant]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="Participant.id"
     )
@@ -408,3 +414,18 @@ class StatusEvent(Base):
 
 # `Case.status != resolved` as the open-queue index's own predicate (see OPEN_CASES).
 NOT_RESOLVED = literal_column("cases.status") != literal_column("'resolved'")
+
+
+class CaseVector(Base):
+    """A case record's sentence embedding (float32, L2-normalised), for similar cases."""
+
+    __tablename__ = "case_vectors"
+    __table_args__ = (Index("ix_case_vectors_embedded", "embedded_at"),)
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    embedded_at: Mapped[datetime] = mapped_column(default=utcnow)

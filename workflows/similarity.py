@@ -1,0 +1,259 @@
+"""Similar resolved cases and suggested experts, by sentence embeddings of the case record.
+
+Every resolved case gets a vector of its whole record (summary, details, customer, root cause,
+resolution, workaround and its thread's human messages); a new case is embedded from what the
+filer wrote (summary, details, customer) and compared with them by cosine. Cases scoring below
+`SIMILARITY_THRESHOLD` are not offered, so an unrelated case gets no answer rather than a bad
+one. Embedding is slow work (tens of milliseconds): it runs in the background, never while
+Slack waits for an ack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from storage.models import Case, CaseStatus, Message
+from storage.uow import UnitOfWorkFactory
+from storage.vectors import VectorIndex, save_vector
+from workflows.clock import Clock
+from workflows.embedding import DIMENSION, MODEL_ID, QUERY_TOKENS, Embedder
+
+log = logging.getLogger(__name__)
+
+# Cosine similarity a resolved case needs to be offered. Chosen on the evaluation set
+# (tests/data/similar_cases.yaml, benchmarks/similar.py): at 0.45, recall@3 0.84 of the
+# held-out repeats with 1 of 24 unrelated new cases offered anything; at 0.40, recall@3 0.89
+# but 3 of 24 unrelated offered; at 0.50, none offered but recall@3 0.79.
+SIMILARITY_THRESHOLD = 0.45
+MAX_SIMILAR = 3
+MAX_EXPERTS = 3
+# Neighbours read before leaving out cases that are not resolved or not visible.
+CANDIDATES = 40
+# How much of each field goes into a record's text: the model reads 256 word pieces, so long
+# details must not crowd out the resolution.
+DETAILS_CHARS = 600
+FIELD_CHARS = 400
+
+
+def _clip(text: str | None, limit: int) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
+
+
+def case_query(case: Case) -> str:
+    """The text of a new case as the filer wrote it: what it is compared by."""
+    parts = [case.summary, _clip(case.details, DETAILS_CHARS), case.customer or ""]
+    return "\n".join(p for p in parts if p)
+
+
+def case_document(case: Case, messages: Iterable[Message]) -> str:
+    """The text of a case's whole record: fields first, then its thread's human messages."""
+    parts = [
+        case.summary,
+        _clip(case.details, DETAILS_CHARS),
+        case.customer or "",
+        f"Root cause: {_clip(case.root_cause, FIELD_CHARS)}" if case.root_cause else "",
+        f"Resolution: {_clip(case.resolution, FIELD_CHARS)}" if case.resolution else "",
+        f"Workaround: {_clip(case.workaround, FIELD_CHARS)}" if case.workaround else "",
+    ]
+    for message in messages:
+        # Only the case thread: an incident channel may be private, and its text must not
+        # shape what other channels are offered.
+        if message.is_bot or message.deleted_at is not None or not message.text.strip():
+            continue
+        if message.channel_id != case.channel_id:
+            continue
+        parts.append(_clip(message.text, FIELD_CHARS))
+    return "\n".join(p for p in parts if p)
+
+
+def first_line(text: str | None) -> str:
+    """The first non-empty line of a text."""
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    """A resolved case offered as an answer."""
+
+    case_id: int
+    case_number: str
+    summary: str
+    answer: str  # first line of the resolution, else of the root cause
+    kb_link: str | None
+    channel_id: str
+    thread_ts: str | None
+    permalink: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Expert:
+    """Someone who resolved, claimed or first answered one of the similar cases."""
+
+    user_id: str
+    cases: int
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    cases: tuple[SimilarCase, ...] = ()
+    experts: tuple[Expert, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.cases)
+
+
+def _experts(found: Sequence[tuple[Case, float]], skip: set[str]) -> tuple[Expert, ...]:
+    weight: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for case, score in found:
+        people = {case.resolved_by, case.assignee_id, case.first_responder_id} - {None}
+        for user_id in people:
+            if user_id in skip:
+                continue
+            assert user_id is not None
+            weight[user_id] += score
+            count[user_id] += 1
+    ranked = sorted(weight, key=lambda u: (-count[u], -weight[u], u))
+    return tuple(Expert(u, count[u]) for u in ranked[:MAX_EXPERTS])
+
+
+class SimilarCases:
+    """The process's embedder and vector index: keeps vectors current and finds similar cases."""
+
+    def __init__(
+        self, embedder: Embedder | None = None, *, threshold: float = SIMILARITY_THRESHOLD
+    ) -> None:
+        self.embedder = embedder or Embedder()
+        self.index = VectorIndex(MODEL_ID, DIMENSION)
+        self.threshold = threshold
+
+    def embed_due(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        limit: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Make the vectors owed (resolved cases whose record changed); return how many."""
+        with uow_factory() as uow:
+            query = (
+                select(Case.id)
+                .where(Case.vector_due_at.is_not(None), Case.status == CaseStatus.RESOLVED)
+                .order_by(Case.vector_due_at, Case.id)
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            case_ids = list(uow.session.scalars(query))
+        done = 0
+        for case_id in case_ids:
+            if self.embed_case(uow_factory, clock, case_id):
+                done += 1
+            if progress is not None:
+                progress(1)
+        return done
+
+    def embed_case(self, uow_factory: UnitOfWorkFactory, clock: Clock, case_id: int) -> bool:
+        """Embed one case's record now (no transaction stays open while the model runs)."""
+        with uow_factory() as uow:
+            case = uow.cases.get(case_id)
+            if case is None or case.status is not CaseStatus.RESOLVED:
+                return False
+            messages = uow.session.scalars(
+                select(Message).where(Message.case_id == case_id).order_by(Message.ts)
+            ).all()
+            text = case_document(case, messages)
+            due, team_id = case.vector_due_at, case.team_id
+        vector = self.embedder.embed(text)
+        now = clock.now()
+        with uow_factory() as uow:
+            save_vector(
+                uow.session,
+                case_id=case_id,
+                team_id=team_id,
+                model=MODEL_ID,
+                vector=vector,
+                embedded_at=now,
+            )
+            # Cleared only if the record did not change meanwhile; else it stays owed.
+            owed = Case.vector_due_at.is_(None) if due is None else Case.vector_due_at == due
+            uow.session.execute(
+                update(Case).where(Case.id == case_id, owed).values(vector_due_at=None)
+            )
+            uow.commit()
+        self.index.put(case_id, team_id, vector)
+        return True
+
+    def similar_to_text(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        *,
+        team_id: str,
+        text: str,
+        visible: Callable[[Case], bool],
+        exclude_case: int | None = None,
+        exclude_users: Iterable[str] = (),
+        limit: int = MAX_SIMILAR,
+    ) -> Suggestions:
+        """Resolved cases similar to a text that `visible` lets through, with their experts."""
+        vector = self.embedder.embed(text, max_tokens=QUERY_TOKENS)
+        with uow_factory() as uow:
+            self.index.refresh(uow.session)
+            exclude = [exclude_case] if exclude_case is not None else []
+            neighbours = [
+                n
+                for n in self.index.nearest(
+                    team_id, vector, k=max(CANDIDATES, limit), exclude=exclude
+                )
+                if n.score >= self.threshold
+            ]
+            if not neighbours:
+                return Suggestions()
+            by_id = {
+                c.id: c
+                for c in uow.session.scalars(
+                    select(Case).where(Case.id.in_([n.case_id for n in neighbours]))
+                )
+            }
+        found: list[tuple[Case, float]] = []
+        for neighbour in neighbours:
+            case = by_id.get(neighbour.case_id)
+            if case is None or case.team_id != team_id or case.status is not CaseStatus.RESOLVED:
+                continue
+            if not visible(case):
+                continue
+            found.append((case, neighbour.score))
+            if len(found) == limit:
+                break
+        cases = tuple(
+            SimilarCase(
+                case_id=case.id,
+                case_number=case.case_number,
+                summary=case.summary,
+                answer=first_line(case.resolution) or first_line(case.root_cause),
+                kb_link=case.kb_link,
+                channel_id=case.channel_id,
+                thread_ts=case.thread_ts,
+                permalink=case.permalink,
+                score=score,
+            )
+            for case, score in found
+        )
+        return Suggestions(cases, _experts(found, set(exclude_users)))
+
+
+def mark_record_changed(uow_case: Case, now: datetime) -> None:
+    """A resolved case's record changed: its vector is owed again (same transaction)."""
+    if uow_case.status is CaseStatus.RESOLVED:
+        uow_case.vector_due_at = now
