@@ -396,7 +396,7 @@ def main() -> None:
     speeds, sweeps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         targets = [("SQLite", f"sqlite:///{Path(tmp) / 'similar.db'}")]
-        with throwaway_postgres("similar", wanted=not args.no_postgres) as pg_url:
+        with throwaway_postgres("similar_bench", wanted=not args.no_postgres) as pg_url:
             if pg_url is not None:
                 targets.append(("PostgreSQL", pg_url))
             similar = SimilarCases(embedder)

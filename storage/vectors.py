@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import CaseVector
 
-# A vector committed late (its transaction began before a newer one committed) is still found:
-# each refresh re-reads this much before the newest time it has seen.
-REFRESH_OVERLAP = timedelta(minutes=2)
+# A vector committed late (embedded before, committed after a newer one) or stamped by a
+# process whose clock is a little behind is still found: each refresh re-reads this much
+# before the newest time it has seen.
+REFRESH_OVERLAP = timedelta(seconds=30)
+# Rows read from the database at a time: the first load does not hold every row's bytes at once.
+READ_BATCH = 5000
 DTYPE = np.float32
 
 
@@ -91,11 +94,15 @@ class VectorIndex:
         """Memory held by the vectors and their ids (allocated capacity)."""
         return self._matrix.nbytes + self._case_ids.nbytes + self._teams.nbytes
 
+    def has_team(self, team_id: str) -> bool:
+        """Whether any vector of this workspace is loaded."""
+        return team_id in self._team_numbers
+
     def _grow(self, needed: int) -> None:
         capacity = len(self._case_ids)
         if needed <= capacity:
             return
-        capacity = max(needed, capacity * 2, 1024)
+        capacity = max(needed, capacity + capacity // 8, 1024)
         matrix = np.zeros((capacity, self.dimension), dtype=DTYPE)
         matrix[: self._size] = self._matrix[: self._size]
         case_ids = np.zeros(capacity, dtype=np.int64)
@@ -128,10 +135,17 @@ class VectorIndex:
         ).where(CaseVector.model == self.model)
         if self._seen is not None:
             query = query.where(CaseVector.embedded_at >= self._seen - REFRESH_OVERLAP)
+        if self._seen is None:  # the first load: room for every stored vector at once
+            total = session.scalar(
+                select(func.count()).select_from(CaseVector).where(CaseVector.model == self.model)
+            )
+            with self._lock:
+                self._grow(int(total or 0))
         count = 0
         newest = self._seen
+        rows = session.execute(query.execution_options(yield_per=READ_BATCH))
         with self._lock:
-            for case_id, team_id, data, embedded_at in session.execute(query):
+            for case_id, team_id, data, embedded_at in rows:
                 vector = from_bytes(data)
                 if vector.shape != (self.dimension,):
                     continue

@@ -22,7 +22,7 @@ from storage.models import Case, CaseStatus, Message
 from storage.uow import UnitOfWorkFactory
 from storage.vectors import VectorIndex, save_vector
 from workflows.clock import Clock
-from workflows.embedding import DIMENSION, MODEL_ID, QUERY_TOKENS, Embedder
+from workflows.embedding import DIMENSION, MODEL_ID, QUERY_TOKENS, Embedder, shared_embedder
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class SimilarCases:
     def __init__(
         self, embedder: Embedder | None = None, *, threshold: float = SIMILARITY_THRESHOLD
     ) -> None:
-        self.embedder = embedder or Embedder()
+        self.embedder = embedder or shared_embedder()
         self.index = VectorIndex(MODEL_ID, DIMENSION)
         self.threshold = threshold
 
@@ -207,9 +207,12 @@ class SimilarCases:
         limit: int = MAX_SIMILAR,
     ) -> Suggestions:
         """Resolved cases similar to a text that `visible` lets through, with their experts."""
-        vector = self.embedder.embed(text, max_tokens=QUERY_TOKENS)
         with uow_factory() as uow:
             self.index.refresh(uow.session)
+        if not self.index.has_team(team_id):
+            return Suggestions()  # nothing resolved yet: no need to run the model
+        vector = self.embedder.embed(text, max_tokens=QUERY_TOKENS)
+        with uow_factory() as uow:
             exclude = [exclude_case] if exclude_case is not None else []
             neighbours = [
                 n
