@@ -339,6 +339,34 @@ def reindex(channel: str | None, since: datetime | None, state: Path, fresh: boo
     click.echo(f"reindexed {cases} case(s): {messages} message(s) added or updated")
 
 
+@main.command("embed-cases")
+@click.option(
+    "--all", "everything", is_flag=True, help="Embed every resolved case again, not only owed ones."
+)
+def embed_cases(everything: bool) -> None:
+    """Make the similar-cases vectors of resolved cases, with a progress bar.
+
+    Cases resolved before similar cases existed, or whose record changed since, are owed one
+    (the bot also makes them in the background, a few hundred a minute). Safe to interrupt
+    and run again: what is done stays done.
+    """
+    from bot.runtime import build_swarm
+    from workflows.embedding import ModelUnavailable
+
+    settings = settings_or_exit()
+    config = config_or_exit(settings.swarm_config)
+    swarm = build_swarm(settings, config=config)
+    try:
+        owed = swarm.similar.count_due(swarm.uow, everything=everything)
+        with click.progressbar(length=owed, label="Embedding resolved cases") as bar:
+            done = swarm.similar.embed_due(swarm.uow, swarm.clock, progress=bar.update)
+    except ModelUnavailable as exc:
+        fail(f"the embedding model is not installed: {exc}", code=1)
+    except KeyboardInterrupt:
+        fail("interrupted. Run the same command again to go on.", code=130)
+    click.echo(f"embedded {done} resolved case(s)")
+
+
 @main.command()
 @click.argument("case_number")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)

@@ -229,6 +229,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         ANYONE,
         _stats,
     ),
+    "similar": Subcommand(
+        "<case>",
+        "similar resolved cases and who solved them (only cases you can read)",
+        "anyone who can read the case",
+        _case,
+    ),
     "route": Subcommand(
         "<topic> [region]",
         "make this channel the topic's swarm channel",

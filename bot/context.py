@@ -14,6 +14,7 @@ from workflows.clock import Clock, SystemClock
 from workflows.config import SwarmConfig
 from workflows.ports import NoTimers, Timers
 from workflows.services import Services
+from workflows.similarity import SimilarCases
 
 KEY = "swarm"
 
@@ -29,6 +30,7 @@ class Swarm:
     admins: AdminCache = field(default_factory=AdminCache)
     timers: Timers = field(default_factory=NoTimers)
     channels: ChannelAccess = field(default_factory=ChannelAccess)
+    similar: SimilarCases = field(default_factory=SimilarCases)
 
     def slack(self, client: WebClient) -> WebSlack:
         """The gateway workflows use, on this request's client."""
@@ -36,7 +38,9 @@ class Swarm:
 
     def services(self, client: WebClient) -> Services:
         """What workflows work with, talking to Slack through this client."""
-        return Services(self.uow, self.config, self.slack(client), self.clock, self.timers)
+        return Services(
+            self.uow, self.config, self.slack(client), self.clock, self.timers, self.similar
+        )
 
 
 def swarm_of(context: Any) -> Swarm:

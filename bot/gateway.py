@@ -309,19 +309,36 @@ class WebSlack:
             raise
         return None if user.get("deleted") else user["id"]
 
-    def can_read(self, user_id: str, channel_id: str) -> bool:
-        def private() -> bool:
-            try:
-                info = self._call(
-                    "channel info", lambda: self.client.conversations_info(channel=channel_id)
-                )
-            except SlackApiError as exc:
-                # A private channel the bot is not in is "not found": nobody reads it through us.
-                log.info("conversations.info %s: %s", channel_id, exc.response.get("error"))
-                return True
-            channel = info["channel"]
-            return bool(channel.get("is_private") or channel.get("is_im") or channel.get("is_mpim"))
+    def _private(self, channel_id: str) -> bool:
+        try:
+            info = self._call(
+                "channel info", lambda: self.client.conversations_info(channel=channel_id)
+            )
+        except SlackApiError as exc:
+            # A private channel the bot is not in is "not found": nobody reads it through us.
+            log.info("conversations.info %s: %s", channel_id, exc.response.get("error"))
+            return True
+        channel = info["channel"]
+        return bool(channel.get("is_private") or channel.get("is_im") or channel.get("is_mpim"))
 
+    def is_public(self, channel_id: str) -> bool:
+        return not self.channels.is_private(channel_id, lambda: self._private(channel_id))
+
+    def user_name(self, user_id: str) -> str | None:
+        try:
+            user = self._call("user info", lambda: self.client.users_info(user=user_id))["user"]
+        except (SlackApiError, SlackUnavailable) as exc:
+            log.info("users.info %s: %s", user_id, exc)
+            return None
+        profile = user.get("profile") or {}
+        return (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+        )
+
+    def can_read(self, user_id: str, channel_id: str) -> bool:
         def members() -> frozenset[str]:
             found: set[str] = set()
             cursor = None
@@ -341,7 +358,7 @@ class WebSlack:
                 if not cursor:
                     return frozenset(found)
 
-        if not self.channels.is_private(channel_id, private):
+        if self.is_public(channel_id):
             return True
         return user_id in self.channels.members(channel_id, members)
 

@@ -21,7 +21,16 @@ from slack_sdk import WebClient
 
 from bot.context import Swarm
 from bot.listeners.home import publish_home
-from workflows import announcements, home, incident_room, reports, resolution, sla, status_webhook
+from workflows import (
+    announcements,
+    home,
+    incident_room,
+    reports,
+    resolution,
+    similarity,
+    sla,
+    status_webhook,
+)
 from workflows.config import SwarmConfig
 from workflows.intake import publish_pending
 from workflows.services import Services
@@ -33,6 +42,8 @@ log = logging.getLogger(__name__)
 
 STALE_SWEEP_MAX = timedelta(minutes=5)
 HOME_REFRESH_SECONDS = 3
+# Resolved cases embedded per `vectors:embed` run (tens of ms each: a run stays in seconds).
+EMBED_BATCH = 300
 
 
 @dataclass
@@ -159,6 +170,20 @@ def deliver_status_events(rt: Runtime) -> None:
     status_webhook.prune(services, configured=True)
 
 
+def offer_similar_cases(rt: Runtime) -> None:
+    """Reply with similar resolved cases in the threads of new cases still owed one."""
+    offered = similarity.offer_owed(rt.services())
+    if offered:
+        log.info("offered similar cases in %d new case thread(s)", offered)
+
+
+def embed_resolved_cases(rt: Runtime) -> None:
+    """Make the vectors of resolved cases whose record changed (a few hundred per run)."""
+    made = rt.swarm.similar.embed_due(rt.swarm.uow, rt.swarm.clock, limit=EMBED_BATCH)
+    if made:
+        log.info("embedded %d resolved case(s) for similar cases", made)
+
+
 # -- when they run ---------------------------------------------------------------------------
 Trigger = Callable[[SwarmConfig], BaseTrigger]
 
@@ -205,5 +230,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("reports:weekly", post_weekly_charts, weekly_report),
     Sweep("home:refresh", refresh_homes, every(seconds=HOME_REFRESH_SECONDS), at_start=True),
     Sweep("webhooks:deliver", deliver_status_events, every(seconds=10), at_start=True),
+    Sweep("similar:offer", offer_similar_cases, every(seconds=60), at_start=True),
+    Sweep("vectors:embed", embed_resolved_cases, every(seconds=30), at_start=True),
 )
 BY_NAME = {sweep.name: sweep for sweep in SWEEPS}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from storage.domain import CaseStatus
 from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import can_see, channels_of, require_can_see
@@ -36,6 +38,12 @@ def find_case(
     if case is None:
         raise CaseNotFound(case_number or str(case_id))
     return case
+
+
+def record_changed(case: Case, now: datetime) -> None:
+    """The record of a resolved case changed: its similar-cases vector is owed again."""
+    if case.status is CaseStatus.RESOLVED:
+        case.vector_due_at = now
 
 
 def refresh_card(slack: SlackGateway, card: CaseSnapshot) -> str | None:

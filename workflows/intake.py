@@ -14,9 +14,11 @@ from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import can_see, channels_of
 from workflows.config import SwarmConfig
+from workflows.embedding import ModelUnavailable
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
 from workflows.routing import channel_for
 from workflows.services import Services
+from workflows.similarity import offer_in_thread
 from workflows.snapshot import CaseSnapshot
 from workflows.text import CONTROL_ERROR, escape, has_control
 
@@ -254,6 +256,11 @@ def publish_card(
         )
         uow.commit()
     notify_filer(services, case_id)
+    # After the card and the filer's note, never before them: similar resolved cases.
+    try:
+        offer_in_thread(services, case_id)
+    except ModelUnavailable as exc:  # the case is posted; the reply stays owed to the sweep
+        log.warning("case %s: no similar cases offered: %s", card.case_number, exc)
     return ts
 
 

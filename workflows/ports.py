@@ -47,6 +47,14 @@ class SlackGateway(Protocol):
         """Whether a user may read a channel: any public one, a private one only as a member."""
         ...
 
+    def is_public(self, channel_id: str) -> bool:
+        """Whether a channel is public (every member of the workspace may read it)."""
+        ...
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's display name (to name without a mention), or None when Slack will not say."""
+        ...
+
     def thread_replies(self, channel_id: str, thread_ts: str) -> Iterator[dict[str, Any]]:
         """Every message of a thread, parent first (Slack's message shape), all pages."""
         ...

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.domain import ParticipantRole
 from storage.models import Case, Message
 from storage.uow import UnitOfWork
-from workflows.cases import refresh_card
+from workflows.cases import record_changed, refresh_card
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
 from workflows.swarming import start_swarming
@@ -125,6 +125,8 @@ def record(services: Services, message: ThreadMessage, *, live: bool = True) -> 
         changed = False
         human = message.user_id is not None and not message.is_bot
         at = now if live else posted
+        if human and message.channel_id == case.channel_id:
+            record_changed(case, now)
         if human:
             assert message.user_id is not None
             joined = uow.cases.add_participant(
@@ -165,6 +167,12 @@ def record(services: Services, message: ThreadMessage, *, live: bool = True) -> 
     return done
 
 
+def _thread_changed(uow: UnitOfWork, message: Message, now: datetime) -> None:
+    case = uow.cases.get(message.case_id)
+    if case is not None and message.channel_id == case.channel_id and not message.is_bot:
+        record_changed(case, now)
+
+
 def edit(
     services: Services,
     message: ThreadMessage,
@@ -183,6 +191,7 @@ def edit(
             stored.text = message.text
             stored.files = list(message.files)
             stored.edited_at = ts_time(edited_ts) if edited_ts else services.clock.now()
+            _thread_changed(uow, stored, services.clock.now())
             uow.commit()
             return Recorded(stored.case_id, False)
     return record(services, message, live=live)
@@ -197,5 +206,6 @@ def delete(services: Services, *, channel_id: str, ts: str) -> Recorded | None:
         stored.text = ""
         stored.files = []
         stored.deleted_at = services.clock.now()
+        _thread_changed(uow, stored, services.clock.now())
         uow.commit()
         return Recorded(stored.case_id, False)

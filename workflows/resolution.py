@@ -11,7 +11,7 @@ from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import require_can_see
 from workflows.announcements import deliver
-from workflows.cases import find_case, refresh_card
+from workflows.cases import find_case, record_changed, refresh_card
 from workflows.config import SwarmConfig
 from workflows.errors import InvalidCase, NotAllowed, SwarmError
 from workflows.ports import SlackGateway
@@ -152,6 +152,7 @@ def resolve(
         case.root_cause = resolution.root_cause.strip() or None
         case.workaround = resolution.workaround.strip() or None
         case.kb_link = resolution.kb_link.strip() or None
+        record_changed(case, now)  # its vector is made in the background
         uow.cases.add_event(
             case=case,
             kind="resolved",

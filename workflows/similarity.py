@@ -14,15 +14,28 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from storage.models import Case, CaseStatus, Message
 from storage.uow import UnitOfWorkFactory
 from storage.vectors import VectorIndex, save_vector
+from workflows.announcements import deliver
+from workflows.cases import find_case
 from workflows.clock import Clock
-from workflows.embedding import DIMENSION, MODEL_ID, QUERY_TOKENS, Embedder, shared_embedder
+from workflows.embedding import (
+    DIMENSION,
+    MODEL_ID,
+    QUERY_TOKENS,
+    Embedder,
+    ModelUnavailable,
+    shared_embedder,
+)
+from workflows.errors import CaseNotFound
+from workflows.ports import SlackGateway
+from workflows.services import Services
+from workflows.text import clip, escape
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +150,26 @@ class SimilarCases:
         self.embedder = embedder or shared_embedder()
         self.index = VectorIndex(MODEL_ID, DIMENSION)
         self.threshold = threshold
+
+    def count_due(self, uow_factory: UnitOfWorkFactory, *, everything: bool = False) -> int:
+        """How many resolved cases are owed a vector; `everything` marks them all owed first."""
+        with uow_factory() as uow:
+            resolved = Case.status == CaseStatus.RESOLVED
+            if everything:
+                uow.session.execute(
+                    update(Case)
+                    .where(resolved)
+                    .values(vector_due_at=func.coalesce(Case.resolved_at, Case.updated_at))
+                )
+                uow.commit()
+            return int(
+                uow.session.scalar(
+                    select(func.count())
+                    .select_from(Case)
+                    .where(resolved, Case.vector_due_at.is_not(None))
+                )
+                or 0
+            )
 
     def embed_due(
         self,
@@ -256,7 +289,178 @@ class SimilarCases:
         return Suggestions(cases, _experts(found, set(exclude_users)))
 
 
-def mark_record_changed(uow_case: Case, now: datetime) -> None:
-    """A resolved case's record changed: its vector is owed again (same transaction)."""
-    if uow_case.status is CaseStatus.RESOLVED:
-        uow_case.vector_due_at = now
+# -- the swarm's use of it -----------------------------------------------------------------------
+# A new case is offered similar cases in its thread for this long after filing (the
+# `similar:offer` sweep catches up on those whose reply could not be worked out at once).
+OFFER_WINDOW = timedelta(days=1)
+SUMMARY_CHARS = 120
+ANSWER_CHARS = 200
+
+
+def readable_by_everyone_in(slack: SlackGateway, channel_id: str) -> Callable[[Case], bool]:
+    """Whether every member of `channel_id` may read a case's record: its thread and incident
+    channel (if any) are public, or are this very channel."""
+
+    def open_to_them(channel: str | None) -> bool:
+        return channel is None or channel == channel_id or slack.is_public(channel)
+
+    return lambda case: open_to_them(case.channel_id) and open_to_them(case.incident_channel_id)
+
+
+def readable_by(slack: SlackGateway, user_id: str) -> Callable[[Case], bool]:
+    """Whether one user may read a case's record (a private channel only as its member)."""
+
+    def may(channel: str | None) -> bool:
+        return channel is None or slack.can_read(user_id, channel)
+
+    return lambda case: may(case.channel_id) and may(case.incident_channel_id)
+
+
+def expert_names(slack: SlackGateway, suggestions: Suggestions) -> list[str]:
+    """The suggested experts by name (never a mention: nobody is pinged); unknown ones left out."""
+    names = []
+    for expert in suggestions.experts:
+        name = slack.user_name(expert.user_id)
+        if name:
+            names.append(name)
+    return names
+
+
+def offer_text(suggestions: Suggestions, names: Sequence[str], *, intro: str) -> str:
+    """The similar cases and experts as one mrkdwn message (user text escaped)."""
+    lines = [intro]
+    for found in suggestions.cases:
+        number = escape(found.case_number)
+        link = f"<{found.permalink}|{number}>" if found.permalink else number
+        line = f"• *{link}* {escape(clip(found.summary, SUMMARY_CHARS))}"
+        if found.answer:
+            line += f" — _{escape(clip(found.answer, ANSWER_CHARS))}_"
+        if found.kb_link:
+            line += f" · <{escape(found.kb_link)}|knowledge article>"
+        lines.append(line)
+    if names:
+        people = ", ".join(escape(n) for n in names)
+        lines.append(
+            f"*Suggested experts* (they resolved, claimed or first answered these): {people}. "
+            "Leads can `/swarm assign` one of them."
+        )
+    return "\n".join(lines)
+
+
+THREAD_INTRO = ":bulb: *Solved before?* Similar resolved cases:"
+
+
+def offer_in_thread(services: Services, case_id: int) -> bool:
+    """Reply once in a new case's thread with similar resolved cases and experts (owed work:
+    stored as a pending post in the transaction that marks the case offered, then sent).
+    Returns whether a reply was owed."""
+    similar, slack, clock = services.similar, services.slack, services.clock
+    if similar is None:
+        return False
+    with services.uow() as uow:
+        case = uow.cases.get(case_id)
+        if case is None or case.thread_ts is None or case.similar_offered_at is not None:
+            return False
+        team_id, channel_id, filer_id = case.team_id, case.channel_id, case.filer_id
+        text = case_query(case)
+    suggestions = similar.similar_to_text(
+        services.uow,
+        team_id=team_id,
+        text=text,
+        visible=readable_by_everyone_in(slack, channel_id),
+        exclude_case=case_id,
+        exclude_users=[filer_id],
+    )
+    reply = (
+        offer_text(suggestions, expert_names(slack, suggestions), intro=THREAD_INTRO)
+        if suggestions
+        else None
+    )
+    with services.uow() as uow:
+        case = uow.cases.get(case_id, for_update=True)
+        if case is None or case.similar_offered_at is not None:
+            return False  # another worker (or the sweep) got there first
+        case.similar_offered_at = clock.now()
+        post_id = None
+        if reply is not None:
+            assert case.thread_ts is not None
+            post = uow.cases.owe_post(
+                case=case,
+                channel_id=case.channel_id,
+                thread_ts=case.thread_ts,
+                text=reply,
+                at=clock.now(),
+            )
+            uow.flush()
+            post_id = post.id
+        uow.commit()
+    if post_id is not None:
+        deliver(services, [post_id])
+    return post_id is not None
+
+
+def offer_owed(services: Services) -> int:
+    """The `similar:offer` sweep: the replies of recent cases not worked out yet (a restart,
+    a card posted late, the model not loaded); return how many were owed a reply."""
+    since = services.clock.now() - OFFER_WINDOW
+    with services.uow() as uow:
+        case_ids = list(
+            uow.session.scalars(
+                select(Case.id)
+                .where(
+                    Case.similar_offered_at.is_(None),
+                    Case.thread_ts.is_not(None),
+                    Case.created_at >= since,
+                )
+                .order_by(Case.id)
+            )
+        )
+    offered = 0
+    for case_id in case_ids:
+        try:
+            offered += offer_in_thread(services, case_id)
+        except ModelUnavailable as exc:
+            log.warning("similar cases are off: %s", exc)
+            break
+    return offered
+
+
+@dataclass(frozen=True)
+class SimilarAnswer:
+    case_number: str
+    suggestions: Suggestions
+    names: tuple[str, ...]
+
+    def text(self) -> str:
+        if not self.suggestions:
+            return (
+                f"No resolved case you can read is similar enough to case "
+                f"{escape(self.case_number)}."
+            )
+        intro = f"Resolved cases similar to case {escape(self.case_number)}:"
+        return offer_text(self.suggestions, self.names, intro=intro)
+
+
+def similar_for(
+    services: Services, *, team_id: str, user_id: str, case_number: str
+) -> SimilarAnswer:
+    """`/swarm similar <case>`: for a case the user can read, what the user can read."""
+    slack = services.slack
+    may_read = readable_by(slack, user_id)
+    with services.uow() as uow:
+        case = find_case(uow, team_id=team_id, case_number=case_number)
+        if not may_read(case):
+            raise CaseNotFound(case_number)  # as if it did not exist for them
+        case_id, number, text = case.id, case.case_number, case_query(case)
+        filer_id = case.filer_id
+    if services.similar is None:
+        return SimilarAnswer(number, Suggestions(), ())
+    suggestions = services.similar.similar_to_text(
+        services.uow,
+        team_id=team_id,
+        text=text,
+        visible=may_read,
+        exclude_case=case_id,
+        exclude_users=[filer_id],
+    )
+    return SimilarAnswer(number, suggestions, tuple(expert_names(slack, suggestions)))

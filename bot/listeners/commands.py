@@ -26,7 +26,17 @@ from bot.context import services_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
 from storage.domain import Role
-from workflows import cases, escalation, metrics, resolution, routing, search, sla, swarming
+from workflows import (
+    cases,
+    escalation,
+    metrics,
+    resolution,
+    routing,
+    search,
+    similarity,
+    sla,
+    swarming,
+)
 from workflows.services import Services
 
 # A handler answers with a Reply, or None when it opened a modal instead.
@@ -157,6 +167,20 @@ def find(services: Services, client: WebClient, command: dict[str, Any], parsed:
     return search_results(results, services.config)
 
 
+def similar(
+    services: Services, client: WebClient, command: dict[str, Any], parsed: Command
+) -> Reply:
+    """`/swarm similar <case>`: similar resolved cases and experts, within the caller's access."""
+    assert parsed.case_number is not None
+    answer = similarity.similar_for(
+        services,
+        team_id=team_of(command, None),
+        user_id=command["user_id"],
+        case_number=parsed.case_number,
+    )
+    return Reply(answer.text())
+
+
 def escalate(
     services: Services, client: WebClient, command: dict[str, Any], parsed: Command
 ) -> Reply:
@@ -240,6 +264,7 @@ HANDLERS: dict[str, Handler] = {
     "stats": stats,
     "urgency": urgency,
     "search": find,
+    "similar": similar,
     "status": status,
     "claim": claim,
     "assign": claim,
