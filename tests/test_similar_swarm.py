@@ -177,7 +177,9 @@ def test_a_reply_slack_refuses_for_now_is_sent_later_exactly_once(
     assert case.thread_ts and thread_replies(fake, case) == []
     fake.reset_faults()
 
-    # The leader's posts:retry sweep (every minute, and at start after a restart).
+    # The leader's posts:retry sweep (every minute, and at start after a restart), once the
+    # post's back-off has passed.
+    bot.swarm.clock.advance(minutes=1)
     assert deliver_owed(swarm_services(bot, fake)) == 1
     assert deliver_owed(swarm_services(bot, fake)) == 0
     assert similarity.offer_owed(swarm_services(bot, fake)) == 0
