@@ -1,7 +1,7 @@
 """Case vectors for similar cases, and the owed re-embedding and intake-reply marks.
 
 Revision ID: 7b3e9c1d2a40
-Revises: 8c4f0d2e6b71
+Revises: a3e6b2c9d104
 Create Date: 2026-11-29 11:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import storage.types
 
 revision: str = "7b3e9c1d2a40"
-down_revision: str | None = "8c4f0d2e6b71"
+down_revision: str | None = "a3e6b2c9d104"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
