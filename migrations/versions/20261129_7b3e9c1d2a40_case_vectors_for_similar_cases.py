@@ -1,7 +1,7 @@
 """Case vectors for similar cases, and the owed re-embedding and intake-reply marks.
 
 Revision ID: 7b3e9c1d2a40
-Revises: a3e6b2c9d104
+Revises: b7d2f4a8e915
 Create Date: 2026-11-29 11:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import storage.types
 
 revision: str = "7b3e9c1d2a40"
-down_revision: str | None = "a3e6b2c9d104"
+down_revision: str | None = "b7d2f4a8e915"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
