@@ -102,6 +102,31 @@ class Backend(Protocol):
     def searching(self, session: Session) -> AbstractContextManager[None]: ...
 
 
+def _case_conditions(query: SearchQuery, params: dict[str, Any]) -> list[str]:
+    """The case filters (topic, status, severity) as conditions on alias `c`."""
+    conditions = []
+    if query.topic:
+        conditions.append("c.topic_key = :topic")
+        params["topic"] = query.topic
+    if query.statuses:
+        names = []
+        for i, status in enumerate(query.statuses):
+            params[f"status{i}"] = status.value
+            names.append(f":status{i}")
+        conditions.append(f"c.status IN ({', '.join(names)})")
+    if query.severity is not None:
+        conditions.append("c.severity = :severity")
+        params["severity"] = query.severity
+    return conditions
+
+
+def _passing_cases(query: SearchQuery, params: dict[str, Any]) -> str:
+    """SELECT of the ids of the cases that pass the case filters."""
+    conditions = ["c.team_id = :team_id", *_case_conditions(query, params)]
+    params["team_id"] = query.team_id
+    return f"SELECT c.id FROM cases c WHERE {' AND '.join(conditions)}"
+
+
 def _filters(
     query: SearchQuery,
     params: dict[str, Any],
@@ -114,25 +139,9 @@ def _filters(
     PostgresFullText._windowed)."""
     clauses = [f"{team}.team_id = :team_id"]
     params["team_id"] = query.team_id
-    of_case = []
-    if query.topic:
-        of_case.append("c.topic_key = :topic")
-        params["topic"] = query.topic
-    if query.statuses:
-        names = []
-        for i, status in enumerate(query.statuses):
-            params[f"status{i}"] = status.value
-            names.append(f":status{i}")
-        of_case.append(f"c.status IN ({', '.join(names)})")
-    if query.severity is not None:
-        of_case.append("c.severity = :severity")
-        params["severity"] = query.severity
+    of_case = _case_conditions(query, params)
     if of_case and cases:
-        clauses.append(
-            f"({cases} IN (SELECT c.id FROM cases c WHERE c.team_id = :team_id AND "
-            + " AND ".join(of_case)
-            + ")) /*cases*/"
-        )
+        clauses.append(f"({cases} IN ({_passing_cases(query, params)})) /*cases*/")
     else:
         clauses += of_case
     if query.after is not None:
@@ -187,7 +196,7 @@ def _hit(kind: str, row: Any) -> Hit:
 
 def _plain(sql: str) -> str:
     """`sql` with its markers as plain SQL (what the planner estimates best)."""
-    return sql.replace("/*words*/", "").replace("/*cases*/", "")
+    return sql.replace("/*cases*/", "")
 
 
 # Both backends rank among the newest this many matches (that pass the filters): ranking and
@@ -302,11 +311,11 @@ class _Try:
 # Costs in microseconds, measured on the benchmark corpus (PostgreSQL 15): a row visited by
 # walking the primary key, a GIN posting put in a bitmap, a match fetched through the bitmap
 # (with the other rows of its block, rechecked: the id range's bitmap is by block), and a
-# message of a passing case read and checked.
+# message of a passing case put in a bitmap by case id.
 WALK_ROW_US = 0.8
 POSTING_US = 0.14
 FETCH_US = 5.3
-CASE_ROW_US = 3.0
+CASE_ROW_US = 0.8
 
 
 def _tries(
@@ -317,8 +326,9 @@ def _tries(
     the messages of the cases that pass them (None: no case filter). The first try spans the
     rows expected to hold one and a half windows, each further one eight times more, the last
     every row. A walk costs per row visited, the bitmap per posting of the words and per match
-    fetched, the case-first try per message of a passing case: the first try takes the
-    cheapest; after a try came up short (sparser matches than estimated), the bitmap."""
+    fetched, the case-first try per message of a passing case and per posting and match:
+    the first try takes the cheapest; after a try came up short (sparser matches than
+    estimated), the bitmap."""
     word_matches = max(word_matches, matches)
     span = int(1.5 * window * newest_id / max(matches, 1.0)) + 1
     costs = {
@@ -327,7 +337,7 @@ def _tries(
         + min(1.5 * window * word_matches / max(matches, 1.0), word_matches) * FETCH_US,
     }
     if case_rows is not None:
-        costs["cases"] = case_rows * CASE_ROW_US
+        costs["cases"] = case_rows * CASE_ROW_US + word_matches * POSTING_US + matches * FETCH_US
     how = min(costs, key=costs.__getitem__)
     if how == "cases" or matches <= 2 * window or newest_id <= 4 * window:
         return [_Try(0, "cases" if how == "cases" else "bitmap")]
@@ -357,12 +367,12 @@ class PostgresFullText:
     @staticmethod
     def _matches(query: SearchQuery, kind: str, params: dict[str, Any]) -> str:
         """FROM and WHERE of the rows matching the words and filters (no window bound), with
-        the /*words*/ and /*cases*/ markers each try fills in."""
+        the /*cases*/ marker each try fills in."""
         if kind == "message":
             where = _filters(query, params, "m.posted_at", team="m", cases="m.case_id")
             where += _hidden(query, params, "m.channel_id")
             return f"""messages m
-                WHERE (m.search_vector @@ plainto_tsquery('english', :words)) /*words*/
+                WHERE m.search_vector @@ plainto_tsquery('english', :words)
                   AND m.deleted_at IS NULL AND {where}"""
         where = _filters(query, params, "c.created_at") + _hidden(query, params, "c.channel_id")
         return f"""cases c
@@ -431,13 +441,13 @@ class PostgresFullText:
     ) -> list[Any]:
         """Run `sql` over the tries until one fills the window or looks at every row (within
         `searching`). `sql` reports the window's size as window_size; its markers are filled in
-        per try: /*range*/ and /*newest*/, the id range and order: the primary key's for a
-        walk, `id::bigint` for the others, which only the block-range index covers, so the
-        planner can neither walk nor read every match; /*words*/ and /*cases*/ make the words
-        or the case filter unusable as an index (`IS TRUE`): a bitmap try keeps the case ids a
-        hashed set, built once and probed per row (as a join, the planner may scan the matches
-        once per case when it expects few, say with stale statistics), and the case-first try
-        reads the messages of the passing cases and checks their words."""
+        per try. /*range*/ and /*newest*/: the id range and order, the primary key's for a
+        walk, else `id::bigint`, which only the block-range index covers, so the planner can
+        neither walk nor read every match. /*cases*/ follows the case filter: `IS TRUE` keeps
+        the passing case ids a hashed set, built once and probed per row (as a join, the
+        planner may scan the matches once per case when it expects few, say with stale
+        statistics); the case-first try instead reads those ids first and hands them over as
+        an array, whose messages' bitmap (by case id) the planner intersects with the words'."""
         alias = "m" if kind == "message" else "c"
         window = params["window"]
         matches, word_matches, case_rows = self._estimates(session, query, kind)
@@ -446,10 +456,16 @@ class PostgresFullText:
             column = f"{alias}.id" if attempt.how == "walk" else f"{alias}.id::bigint"
             statement = sql.replace("/*range*/", f"{column} > :low")
             statement = statement.replace("/*newest*/", column)
-            statement = statement.replace(
-                "/*words*/", "IS TRUE" if attempt.how == "cases" else ""
-            ).replace("/*cases*/", "" if attempt.how == "cases" else "IS TRUE")
-            rows = _run(session, statement, {**params, "low": attempt.low}).all()
+            values = {**params, "low": attempt.low}
+            if attempt.how == "cases":
+                passing = _passing_cases(query, {})
+                values["case_ids"] = list(_run(session, passing, params).scalars())
+                statement = statement.replace(
+                    f"(m.case_id IN ({passing})) /*cases*/", "m.case_id = ANY(:case_ids)"
+                )
+            else:
+                statement = statement.replace("/*cases*/", "IS TRUE")
+            rows = _run(session, statement, values).all()
             if attempt.low == 0 or (rows and rows[0].window_size >= window):
                 break
         return rows
