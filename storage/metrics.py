@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from storage.domain import CaseStatus
-from storage.models import NOT_RESOLVED, Case, CaseEvent, Message
+from storage.models import NOT_RESOLVED, Case, CaseEvent, Message, ReplyDay
 
 ALL = "*"  # the key of figures over every selected topic
 
@@ -338,20 +338,9 @@ class MetricsRepository:
     ) -> dict[str, dict[str, int]]:
         """Per person: replies, claims, first responses and resolutions in a window."""
         of = self._of(team_id, topics)
-        replies = select(
-            Message.user_id.label("user_id"),
-            literal("replies").label("what"),
-            func.count().label("n"),
-        )
-        if topics is not None:  # some topics: through their cases (every topic: the index alone)
-            replies = replies.join(Case, Case.id == Message.case_id).where(*of)
-        replies = replies.where(
-            Message.team_id == team_id,
-            window.holds(Message.posted_at),
-            Message.is_bot.is_(False),
-            Message.user_id.is_not(None),
-            Message.deleted_at.is_(None),
-        ).group_by(Message.user_id)
+        out: dict[str, dict[str, int]] = {}
+        for user_id, n in self._replies(team_id=team_id, topics=topics, window=window):
+            out.setdefault(user_id, {})["replies"] = out.get(user_id, {}).get("replies", 0) + n
         claims = (
             select(
                 CaseEvent.actor_id.label("user_id"),
@@ -390,12 +379,49 @@ class MetricsRepository:
             )
             .group_by(Case.resolved_by)
         )
-        out: dict[str, dict[str, int]] = {}
-        for user_id, what, n in self.session.execute(
-            union_all(replies, claims, first, resolutions)
-        ):
+        for user_id, what, n in self.session.execute(union_all(claims, first, resolutions)):
             out.setdefault(user_id, {})[what] = int(n)
         return out
+
+    def _replies(
+        self, *, team_id: str, topics: Sequence[str] | None, window: Window
+    ) -> list[tuple[str, int]]:
+        """(person, replies) in a window: whole UTC days from `reply_days` (kept by triggers on
+        messages), the window's partial first and last days counted from `messages`."""
+        first_whole = _next_midnight(window.start) if window.start is not None else None
+        last_whole = window.end.replace(hour=0, minute=0, second=0, microsecond=0)
+        if first_whole is not None and first_whole >= last_whole:
+            return self._replies_counted(team_id=team_id, topics=topics, window=window)
+        days = select(ReplyDay.user_id, func.sum(ReplyDay.replies)).where(
+            ReplyDay.team_id == team_id, ReplyDay.day < last_whole.date().isoformat()
+        )
+        if first_whole is not None:
+            days = days.where(ReplyDay.day >= first_whole.date().isoformat())
+        if topics is not None:
+            days = days.where(ReplyDay.topic_key.in_(list(topics)))
+        out = [(u, int(n)) for u, n in self.session.execute(days.group_by(ReplyDay.user_id))]
+        edges = [Window(last_whole, window.end)]
+        if first_whole is not None and window.start is not None:
+            edges.append(Window(window.start, first_whole))
+        for edge in edges:
+            out += self._replies_counted(team_id=team_id, topics=topics, window=edge)
+        return out
+
+    def _replies_counted(
+        self, *, team_id: str, topics: Sequence[str] | None, window: Window
+    ) -> list[tuple[str, int]]:
+        """(person, replies) counted message by message (for a short stretch)."""
+        query = select(Message.user_id, func.count())
+        if topics is not None:  # some topics: through their cases
+            query = query.join(Case, Case.id == Message.case_id).where(*self._of(team_id, topics))
+        query = query.where(
+            Message.team_id == team_id,
+            window.holds(Message.posted_at),
+            Message.is_bot.is_(False),
+            Message.user_id.is_not(None),
+            Message.deleted_at.is_(None),
+        ).group_by(Message.user_id)
+        return [(u, int(n)) for u, n in self.session.execute(query)]
 
     # -- days of one channel -----------------------------------------------------------------
     def daily(
@@ -441,3 +467,9 @@ class MetricsRepository:
         for value, total, n in self.session.execute(query):
             out.setdefault(day_of(value), {})["response_median_us"] = int(total) / int(n)
         return out
+
+
+def _next_midnight(at: datetime) -> datetime:
+    """The first UTC midnight at or after a moment."""
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == at else midnight + timedelta(days=1)

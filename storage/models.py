@@ -326,6 +326,20 @@ class Message(Base):
     deleted_at: Mapped[datetime | None] = mapped_column()
 
 
+class ReplyDay(Base):
+    """Replies a person made in one topic's case records on one UTC day: kept by database
+    triggers on `messages` (a human's message not deleted counts), so the figures count days
+    instead of messages."""
+
+    __tablename__ = "reply_days"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    topic_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ScheduledRun(Base):
     """A run of scheduled work that must happen once (a channel's daily digest), by key."""
 

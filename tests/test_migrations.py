@@ -99,7 +99,7 @@ def test_datetimes_come_back_aware_in_utc(db_url: str) -> None:
         assert stored.created_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
 
 
-def test_durations_of_cases_filed_before_the_upgrade_are_filled_in_exactly(
+def test_durations_and_reply_days_of_earlier_cases_are_filled_in_exactly(
     databases: Databases, backend: str, tmp_path: Path
 ) -> None:
     engine = create_db_engine(fresh_url(databases, backend, tmp_path))
@@ -123,10 +123,25 @@ def test_durations_of_cases_filed_before_the_upgrade_are_filled_in_exactly(
                 "resolved": "2026-11-05 09:00:00.250000",
             },
         )
+        for ts, user, bot, deleted in (
+            ("1.1", "U2", False, None),
+            ("1.2", "U2", False, "2026-11-03 10:00:00"),  # deleted: not a reply any more
+            ("1.3", None, True, None),  # the bot's
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO messages (team_id, case_id, channel_id, ts, user_id, is_bot, "
+                    "text, files, posted_at, deleted_at) VALUES ('T1', 1, 'C1', :ts, :user, "
+                    ":bot, 'x', '[]', '2026-11-02 23:59:59.999999', :deleted)"
+                ),
+                {"ts": ts, "user": user, "bot": bot, "deleted": deleted},
+            )
     upgrade(engine)
     with engine.connect() as connection:
         row = connection.execute(
             text("SELECT first_response_micros, resolution_micros FROM cases")
         ).one()
+        days = connection.execute(text("SELECT day, topic_key, user_id, replies FROM reply_days"))
+        assert [tuple(d) for d in days] == [("2026-11-02", "api", "U2", 1)]
     assert tuple(row) == (629_750_001, (3 * 86400 + 3600) * 1_000_000)
     engine.dispose()
