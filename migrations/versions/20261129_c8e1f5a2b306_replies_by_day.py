@@ -1,7 +1,7 @@
 """Replies by person, topic and UTC day, kept by triggers on messages, for the figures.
 
 Revision ID: c8e1f5a2b306
-Revises: b7d2f4a8e915
+Revises: 7b3e9c1d2a40
 Create Date: 2026-11-29 12:15:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c8e1f5a2b306"
-down_revision: str | None = "b7d2f4a8e915"
+down_revision: str | None = "7b3e9c1d2a40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
