@@ -355,7 +355,8 @@ class PostgresFullText:
     The window (the newest matches) is found in tries over growing id ranges sized from the
     planner's estimate of the matches: a common word walks the newest rows of the primary key;
     a rarer one intersects its GIN bitmap with a block-range bitmap of the id range, so only
-    the matches in the range are fetched. Case filters are a hashed set of the case ids that
+    the matches in the range are fetched; a selective case filter intersects it with the
+    messages of its few cases. Otherwise case filters are a hashed set of the case ids that
     pass them, read from a covering index, not a join per match.
     """
 
