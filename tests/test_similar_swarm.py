@@ -21,6 +21,8 @@ from workflows import similarity
 from workflows.announcements import deliver_owed
 from workflows.services import Services
 
+pytestmark = pytest.mark.usefixtures("no_slack_call_inside_a_transaction")
+
 TEAM = "T111"
 EXPERTS = {"U0EXP0000": "Ana García", "U0EXP0003": "Bo Lindqvist", "U0EXP0004": "Chidi Okafor"}
 # A held-out repeat of R41 (charged twice) and of R01 (webhook timeouts), as a filer writes them.

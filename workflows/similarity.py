@@ -449,10 +449,10 @@ def similar_for(
     may_read = readable_by(slack, user_id)
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_number=case_number)
-        if not may_read(case):
-            raise CaseNotFound(case_number)  # as if it did not exist for them
         case_id, number, text = case.id, case.case_number, case_query(case)
         filer_id = case.filer_id
+    if not may_read(case):  # asks Slack: never inside a transaction
+        raise CaseNotFound(case_number)  # as if it did not exist for them
     if services.similar is None:
         return SimilarAnswer(number, Suggestions(), ())
     suggestions = services.similar.similar_to_text(
