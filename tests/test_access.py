@@ -71,6 +71,7 @@ CASE_COMMANDS = [
     "sev {n} sev1",
     "resolve {n} fixed it",
     "reopen {n}",
+    "similar {n}",
 ]
 
 
