@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from storage.models import Case, CaseStatus, Message
 from storage.uow import UnitOfWorkFactory
 from storage.vectors import VectorIndex, save_vector
+from workflows.access import can_see, channels_of, require_can_see
 from workflows.announcements import deliver
 from workflows.cases import find_case
 from workflows.clock import Clock
@@ -32,7 +33,6 @@ from workflows.embedding import (
     ModelUnavailable,
     shared_embedder,
 )
-from workflows.errors import CaseNotFound
 from workflows.ports import SlackGateway
 from workflows.services import Services
 from workflows.text import clip, escape
@@ -308,12 +308,12 @@ def readable_by_everyone_in(slack: SlackGateway, channel_id: str) -> Callable[[C
 
 
 def readable_by(slack: SlackGateway, user_id: str) -> Callable[[Case], bool]:
-    """Whether one user may read a case's record (a private channel only as its member)."""
+    """Whether one user may see a case: the one rule of workflows.access."""
 
-    def may(channel: str | None) -> bool:
-        return channel is None or slack.can_read(user_id, channel)
+    def may(case: Case) -> bool:
+        return can_see(slack, user_id, channels_of(case.channel_id, case.incident_channel_id))
 
-    return lambda case: may(case.channel_id) and may(case.incident_channel_id)
+    return may
 
 
 def expert_names(slack: SlackGateway, suggestions: Suggestions) -> list[str]:
@@ -447,12 +447,12 @@ def similar_for(
     """`/swarm similar <case>`: for a case the user can read, what the user can read."""
     slack = services.slack
     may_read = readable_by(slack, user_id)
-    with services.uow() as uow:
-        case = find_case(uow, team_id=team_id, case_number=case_number)
+    # As if it did not exist for them; Slack is asked before the case is read again.
+    visible = require_can_see(services, team_id=team_id, user_id=user_id, case_number=case_number)
+    with services.uow.read() as uow:
+        case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         case_id, number, text = case.id, case.case_number, case_query(case)
         filer_id = case.filer_id
-    if not may_read(case):  # asks Slack: never inside a transaction
-        raise CaseNotFound(case_number)  # as if it did not exist for them
     if services.similar is None:
         return SimilarAnswer(number, Suggestions(), ())
     suggestions = services.similar.similar_to_text(
