@@ -36,12 +36,19 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
 
-def serve_http(factory: Callable[[], Any], *, port: int, workers: int, threads: int = 8) -> None:
+def serve_http(
+    factory: Callable[[], Any],
+    *,
+    port: int,
+    workers: int,
+    threads: int = 8,
+    host: str = "0.0.0.0",
+) -> None:
     """Serve /slack/events with gunicorn's threaded workers until stopped."""
     Gunicorn(
         factory,
         {
-            "bind": f"0.0.0.0:{port}",
+            "bind": f"{host}:{port}",
             "workers": workers,
             "worker_class": "gthread",
             "threads": threads,
