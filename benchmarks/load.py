@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import random
 import signal
@@ -373,6 +374,7 @@ def socket_mode(fake: FakeSlack, db_url: str, args: argparse.Namespace) -> None:
         """Stands in for the websocket client: records when each envelope is answered."""
 
         def __init__(self) -> None:
+            self.logger = logging.getLogger("bench.socket_mode")
             self.answered: dict[str, float] = {}
             self.done = threading.Condition()
 
@@ -432,6 +434,133 @@ def socket_mode(fake: FakeSlack, db_url: str, args: argparse.Namespace) -> None:
     KINDS = kinds
 
 
+# -- throughput (goal 2) ----------------------------------------------------------------------
+def count(db_url: str, sql: str) -> int:
+    engine = create_db_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def until(db_url: str, sql: str, target: int, timeout: float = 300.0) -> float:
+    """Seconds until `sql` counts `target` rows (polled every 50 ms)."""
+    started = time.monotonic()
+    while count(db_url, sql) < target and time.monotonic() - started < timeout:
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def throughput(db: str, db_url: str, fake: FakeSlack, args: argparse.Namespace) -> None:
+    """Intake (submission -> card posted) cases/s and thread-message events/s, 1..4 workers."""
+    posted = "SELECT count(*) FROM cases WHERE thread_ts IS NOT NULL"
+    print(f"\n### Throughput, {db}, fake Slack answering at once\n")
+    print("| gunicorn workers | intake cases/s | thread messages recorded/s |")
+    print("|---|---|---|")
+    for workers in args.throughput_workers:
+        seed(fake, 0.0)
+        server = Server("swarm", fake.url, db_url, workers, args.threads)
+        try:
+            server.wait_ready()
+            time.sleep(1.0 + workers)
+            requests = Requests(fake)
+            before = count(db_url, posted)
+            send(server.url, *requests.body("submit"))
+            until(db_url, posted, before + 1)
+            with create_db_engine(db_url).connect() as conn:
+                row = conn.execute(
+                    text("SELECT id, thread_ts FROM cases WHERE thread_ts IS NOT NULL ORDER BY id")
+                ).first()
+            assert row is not None
+            requests.case_id, requests.thread_ts = int(row[0]), str(row[1])
+            rates = []
+            for kind, sql in (
+                ("submit", posted),
+                ("message", f"SELECT count(*) FROM messages WHERE case_id = {requests.case_id}"),
+            ):
+                bodies = [requests.body(kind) for _ in range(args.throughput_requests)]
+                before = count(db_url, sql)
+                started = time.monotonic()
+                _times, failed = burst(server.url, bodies, args.concurrency)
+                done = until(db_url, sql, before + len(bodies) - failed)
+                rates.append((count(db_url, sql) - before) / (done - started))
+            print(f"| {workers} | {rates[0]:.0f} | {rates[1]:.0f} |", flush=True)
+        finally:
+            server.stop()
+
+
+def profile(db_url: str, fake: FakeSlack, args: argparse.Namespace) -> None:
+    """Where the time of intake and ingestion goes: everything run inline under cProfile."""
+    import cProfile
+    import io
+    import pstats
+    from concurrent.futures import Executor, Future
+
+    from bot.runtime import build_http, build_swarm
+    from bot.settings import Settings
+
+    class Inline(Executor):
+        def submit(self, fn: Callable[..., Any], /, *a: Any, **kw: Any) -> Future[Any]:
+            future: Future[Any] = Future()
+            future.set_result(fn(*a, **kw))
+            return future
+
+    seed(fake, 0.0)
+    settings = Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.url,
+        database_url=db_url,
+    )
+    _app, http = build_http(
+        build_swarm(settings, config=parse_config(TEST_CONFIG)), executor=Inline()
+    )
+    requests = Requests(fake)
+    from slack_sdk.signature import SignatureVerifier
+
+    signer = SignatureVerifier(SIGNING_SECRET)
+
+    def call(kind: str) -> None:
+        body, ctype = requests.body(kind)
+        ts = str(int(time.time()))
+        raw = body.encode()
+        http(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/slack/events",
+                "CONTENT_LENGTH": str(len(raw)),
+                "CONTENT_TYPE": ctype,
+                "wsgi.input": io.BytesIO(raw),
+                "HTTP_X_SLACK_REQUEST_TIMESTAMP": ts,
+                "HTTP_X_SLACK_SIGNATURE": signer.generate_signature(timestamp=ts, body=body),
+            },
+            lambda *_a: None,
+        )
+
+    call("submit")
+    with create_db_engine(db_url).connect() as conn:
+        row = conn.execute(
+            text("SELECT id, thread_ts FROM cases WHERE thread_ts IS NOT NULL ORDER BY id")
+        ).first()
+    assert row is not None
+    requests.case_id, requests.thread_ts = int(row[0]), str(row[1])
+    for kind in ("submit", "message"):
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(args.throughput_requests // 2):
+            call(kind)
+        profiler.disable()
+        each = (time.perf_counter() - started) / (args.throughput_requests // 2)
+        print(f"\n### Profile: {kind}, {each * 1000:.1f} ms each in one thread (cProfile)\n")
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(12)
+        stats.sort_stats("cumulative").print_stats(r"/(bot|workflows|storage)/", 12)
+        print("```\n" + out.getvalue().strip() + "\n```")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -444,6 +573,11 @@ def main() -> None:
     )
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--socket-mode", action="store_true")
+    parser.add_argument(
+        "--throughput", action="store_true", help="intake and ingestion rates, then a profile"
+    )
+    parser.add_argument("--throughput-workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--throughput-requests", type=int, default=200)
     parser.add_argument("--serve", choices=TARGETS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)
@@ -467,7 +601,7 @@ def main() -> None:
                 print(f"\n{db}: not installed, skipped")
                 continue
             upgrade(create_db_engine(url))
-            for latency in args.latency:
+            for latency in [] if args.throughput else args.latency:
                 seed(fake, 0.0)
                 servers = {t: Server(t, fake.url, url, args.workers, args.threads) for t in TARGETS}
                 try:
@@ -483,6 +617,9 @@ def main() -> None:
             if args.socket_mode:
                 seed(fake, 0.0)
                 socket_mode(fake, url, args)
+            if args.throughput:
+                throughput(db, url, fake, args)
+                profile(url, fake, args)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ def create_app(
         token_verification_enabled=bool(token),
         logger=logging.getLogger("swarm.bolt"),
         listener_executor=executor,
+        # Bolt answers when the listener function returns; bot.listeners.errors.guarded returns
+        # as soon as the listener acks and leaves the rest running on the executor. Without
+        # this, Bolt polls every 10 ms for the ack (see benchmarks/load.py).
+        process_before_response=True,
         # The bot's own thread posts (resolutions, notes) belong in the case record, marked as
         # bot messages; no listener answers a message, so there is no loop to guard against.
         ignoring_self_events_enabled=False,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from workflows.errors import SlackUnavailable, SwarmError
 
 log = logging.getLogger("swarm.errors")
+
+# Slack waits 3 s for an ack; past that, the request thread stops waiting for one.
+ACK_WITHIN = 3.0
 
 DATABASE_DOWN = (
     "The database is not answering right now, so nothing was changed. Please try again in a minute."
@@ -80,20 +85,58 @@ def _tell(body: dict[str, Any], client: WebClient, text: str) -> None:
 
 
 def guarded(listener: Callable[..., None]) -> Callable[[Args], None]:
-    """Run a listener so that an error after its ack reaches the error handler, not Bolt.
+    """Run a listener so that its ack is answered at once and an error after the ack reaches
+    the error handler, not Bolt.
 
-    Bolt turns an exception raised right after ack() into a dropped response ("unhandled
-    request" after 3 s); caught here, the ack stands and the user is told what happened.
+    The app runs with process_before_response (see bot.app): Bolt answers Slack when this
+    function returns. It hands the listener to the listener executor and returns the moment
+    the listener calls ack() (a listener without `ack`, an event, is acknowledged first), so
+    the answer goes out without Bolt's 10 ms polling for the ack, while what the listener
+    does after its ack (Slack calls, publishing) goes on in the executor. A listener still
+    decides its ack itself: a modal's `response_action: errors` is validated before it.
+
+    An error before the ack is raised here (Bolt answers 500 and calls handle_error); after
+    it, the ack stands and the user is told what happened.
     """
     names = inspect.getfullargspec(listener).args
+    takes_ack = "ack" in names
 
     def run(args: Args) -> None:
-        try:
-            listener(**{name: getattr(args, name) for name in names})
-        except Exception as error:
-            if args.ack.response is None:
-                raise  # not acknowledged: Bolt answers 500 and calls handle_error
-            handle_error(error, args.body, args.client)
+        acked = threading.Event()
+        failed: list[BaseException] = []
+
+        def ack(*a: Any, **kw: Any) -> Any:
+            try:
+                return args.ack(*a, **kw)
+            finally:
+                acked.set()
+                # Hand the GIL to the waiting request thread now, not after the switch
+                # interval (5 ms) of the work that follows the ack.
+                time.sleep(0)
+
+        def body() -> None:
+            given = {name: getattr(args, name) for name in names}
+            if takes_ack:
+                given["ack"] = ack
+            try:
+                listener(**given)
+            except Exception as error:
+                if args.ack.response is None:
+                    failed.append(error)  # not acknowledged: raised in the request thread
+                else:
+                    handle_error(error, args.body, args.client)
+            finally:
+                acked.set()
+
+        executor = args.context.listener_runner.listener_executor
+        if not takes_ack:  # an event: Slack needs only the 200
+            args.ack()
+            executor.submit(body)
+            return
+        executor.submit(body)
+        acked.wait(ACK_WITHIN)
+        if failed:
+            raise failed[0]
 
     run.__name__ = listener.__name__
     run.__doc__ = listener.__doc__
