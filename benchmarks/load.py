@@ -44,7 +44,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `--code DIR` (set by --before for its server): serve another checkout's Swarm.
+ROOT = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else None
+sys.path.insert(0, ROOT or str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
@@ -132,17 +134,25 @@ def serve(target: str, port: int, fake_url: str, db_url: str, workers: int, thre
 class Server:
     """One gunicorn master (and its workers) in a child process, stopped by its own pid."""
 
-    def __init__(self, target: str, fake_url: str, db_url: str, workers: int, threads: int):
+    def __init__(
+        self, target: str, fake_url: str, db_url: str, workers: int, threads: int, before: str = ""
+    ):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.target = target
+        code = []
+        if target == "swarm-before":
+            target, code = "swarm", ["--code", before]
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", target, "--port", str(self.port)]
+            [sys.executable, __file__, "--serve", target, "--port", str(self.port), *code]
             + ["--fake-url", fake_url, "--db", db_url]
             + ["--workers", str(workers), "--threads", str(threads)],
             env={**os.environ, "LOG_LEVEL": "WARNING"},
-            stderr=subprocess.DEVNULL,
+            # LOAD_SERVER_LOG=path keeps the servers' logs (warnings and up) there.
+            stderr=open(os.environ["LOAD_SERVER_LOG"], "a")  # noqa: SIM115
+            if os.environ.get("LOAD_SERVER_LOG")
+            else subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}/slack/events"
 
@@ -268,11 +278,13 @@ def send(url: str, body: str, content_type: str) -> tuple[int, float]:
     return status, time.perf_counter() - started
 
 
-def burst(url: str, bodies: list[tuple[str, str]], concurrency: int) -> tuple[list[float], int]:
-    """Send every body at fixed concurrency; (latencies, count of non-200 answers)."""
+def burst(
+    url: str, bodies: list[tuple[str, str]], concurrency: int
+) -> tuple[list[float], list[int]]:
+    """Send every body at fixed concurrency; (latencies, the statuses that were not 200)."""
     with ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(lambda b: send(url, *b), bodies))
-    return [t for _s, t in results], sum(1 for s, _t in results if s != 200)
+    return [t for _s, t in results], [s for s, _t in results if s != 200]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -325,9 +337,17 @@ def measure(
                 bodies = [requests.body(kind) for _ in range(args.requests)]
                 times, failed = burst(servers[target].url, bodies, args.concurrency)
                 if failed:
-                    print(f"  {target} {kind}: {failed} of {len(bodies)} not 200", flush=True)
+                    print(
+                        f"  {target} {kind}: {len(failed)} of {len(bodies)} answered"
+                        f" {sorted(set(failed))}, not 200",
+                        flush=True,
+                    )
                 out[target][kind].append((pct(times, 0.5), pct(times, 0.99), max(times)))
     return out
+
+
+def kinds_of(results: dict[str, dict[str, Any]]) -> list[str]:
+    return list(next(iter(results.values())))
 
 
 def report(title: str, results: dict[str, dict[str, list[tuple[float, float, float]]]]) -> None:
@@ -339,21 +359,27 @@ def report(title: str, results: dict[str, dict[str, list[tuple[float, float, flo
         for t, kinds in results.items()
     }
     print(f"\n### {title}\n")
+    targets = list(results)
+    swarms = [t for t in targets if t.startswith("swarm")]
     print(
-        "| request | swarm p50 / p99 | bolt p50 / p99 | bolt-pbr p50 / p99 |"
-        " swarm/pbr p50 | swarm/pbr p99 | swarm max |"
+        "| request | "
+        + " | ".join(f"{t} p50 / p99" for t in targets)
+        + " | "
+        + " | ".join(f"{t}/pbr p50 | {t}/pbr p99 | {t} max" for t in swarms)
+        + " |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for kind in KINDS:
-        cells = [f"{med[t][kind][0] * 1000:.1f} / {med[t][kind][1] * 1000:.1f}" for t in TARGETS]
+    print("|---" * (1 + len(targets) + 3 * len(swarms)) + "|")
+    for kind in kinds_of(results):
+        cells = [f"{med[t][kind][0] * 1000:.1f} / {med[t][kind][1] * 1000:.1f}" for t in targets]
         floor = med["bolt-pbr"][kind]
-        worst = max(r[2] for r in results["swarm"][kind])
-        print(
-            f"| {kind} | "
-            + " | ".join(cells)
-            + f" | {med['swarm'][kind][0] / floor[0]:.2f} | {med['swarm'][kind][1] / floor[1]:.2f}"
-            + f" | {worst * 1000:.0f} |"
-        )
+        for t in swarms:
+            worst = max(r[2] for r in results[t][kind])
+            cells += [
+                f"{med[t][kind][0] / floor[0]:.2f}",
+                f"{med[t][kind][1] / floor[1]:.2f}",
+                f"{worst * 1000:.0f}",
+            ]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
     print("\n(milliseconds to the HTTP answer; medians over rounds of each round's p50 / p99)")
 
 
@@ -428,10 +454,7 @@ def socket_mode(fake: FakeSlack, db_url: str, args: argparse.Namespace) -> None:
                 with ThreadPoolExecutor(args.concurrency) as pool:
                     times = list(pool.map(one, envelopes))
                 results[target][kind].append((pct(times, 0.5), pct(times, 0.99), max(times)))
-    global KINDS
-    kinds, KINDS = KINDS, ("status", "help", "join")
     report("Socket Mode envelope acks (in process, no websocket)", results)
-    KINDS = kinds
 
 
 # -- throughput (goal 2) ----------------------------------------------------------------------
@@ -483,7 +506,7 @@ def throughput(db: str, db_url: str, fake: FakeSlack, args: argparse.Namespace) 
                 before = count(db_url, sql)
                 started = time.monotonic()
                 _times, failed = burst(server.url, bodies, args.concurrency)
-                done = until(db_url, sql, before + len(bodies) - failed)
+                done = until(db_url, sql, before + len(bodies) - len(failed))
                 rates.append((count(db_url, sql) - before) / (done - started))
             print(f"| {workers} | {rates[0]:.0f} | {rates[1]:.0f} |", flush=True)
         finally:
@@ -578,7 +601,13 @@ def main() -> None:
     )
     parser.add_argument("--throughput-workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--throughput-requests", type=int, default=200)
+    parser.add_argument(
+        "--before",
+        default="",
+        help="another checkout of Swarm (e.g. the commit before a change), served alongside",
+    )
     parser.add_argument("--serve", choices=TARGETS, help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -603,7 +632,11 @@ def main() -> None:
             upgrade(create_db_engine(url))
             for latency in [] if args.throughput else args.latency:
                 seed(fake, 0.0)
-                servers = {t: Server(t, fake.url, url, args.workers, args.threads) for t in TARGETS}
+                targets = [*TARGETS, "swarm-before"] if args.before else TARGETS
+                servers = {
+                    t: Server(t, fake.url, url, args.workers, args.threads, args.before)
+                    for t in targets
+                }
                 try:
                     for server in servers.values():
                         server.wait_ready()
