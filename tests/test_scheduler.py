@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import selectors
 import signal
 import subprocess
 import sys
@@ -298,11 +299,13 @@ def test_two_processes_fire_every_timer_exactly_once_and_hand_over_when_one_dies
     armer = harness.scheduler(lead=False)
     processes = [spawn(db_url, fake, config) for _ in range(2)]
     try:
+        # Timers are armed only once a process leads: a start slower than the 1.6 s reminder
+        # would otherwise find reminder and breach both due, and rightly skip the reminder.
+        leader = _leader_of(processes)
         first_batch = [harness.file(f"10{i:02d}") for i in range(8)]
         for case_id in first_batch:
             armer.timers.case_changed(case_id)
         wait_for(lambda: len(harness.alerts()) == 16, timeout=40)
-        leader = _leader_of(processes)
         leader.send_signal(signal.SIGKILL)
         leader.wait(timeout=10)
         second_batch = [harness.file(f"20{i:02d}") for i in range(8)]
@@ -326,13 +329,25 @@ def test_two_processes_fire_every_timer_exactly_once_and_hand_over_when_one_dies
         harness.close()
 
 
-def _leader_of(processes: list[subprocess.Popen]) -> subprocess.Popen:
-    """The process that printed LEAD (only one does while both live)."""
-    for process in processes:
-        os.set_blocking(process.stdout.fileno(), False)
-    leaders = [p for p in processes if (p.stdout.readline() or "").startswith("LEAD")]
-    assert len(leaders) == 1, "exactly one process leads"
-    return leaders[0]
+def _leader_of(processes: list[subprocess.Popen], timeout: float = 60) -> subprocess.Popen:
+    """The process that prints LEAD (only one does while both live), waiting for it to start."""
+    with selectors.DefaultSelector() as selector:
+        for process in processes:
+            selector.register(process.stdout, selectors.EVENT_READ, process)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                line = key.data.stdout.readline()
+                if line.startswith("LEAD"):
+                    time.sleep(0.5)  # a second leader would have spoken by now
+                    others = [p for p in processes if p is not key.data]
+                    for other in others:
+                        os.set_blocking(other.stdout.fileno(), False)
+                    assert not any((o.stdout.readline() or "").startswith("LEAD") for o in others)
+                    return key.data
+                if not line:
+                    selector.unregister(key.fileobj)
+    raise AssertionError("no scheduler process took the lead")
 
 
 def test_the_leader_keeps_its_periodic_sweeps_across_restarts(harness: Harness) -> None:

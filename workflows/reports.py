@@ -8,16 +8,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from storage.metrics import Window  # noqa: E402
-from workflows.metrics import duration  # noqa: E402
-from workflows.services import Services  # noqa: E402
-from workflows.sla import swarm_channels  # noqa: E402
+from storage.metrics import Window
+from workflows.metrics import duration
+from workflows.services import Services
+from workflows.sla import swarm_channels
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +72,10 @@ def weekly_figures(services: Services, *, team_id: str, channel_id: str, until: 
 
 def chart_png(weekly: Weekly, *, title: str) -> bytes:
     """The chart as a PNG of WIDTH_PX x HEIGHT_PX: bars filed/resolved, a line for the median."""
+    # Imported here: matplotlib costs about a second at start, and only the weekly job draws.
+    # A bare Figure renders through its own Agg canvas, with no display and no pyplot state.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     axes = figure.subplots()
     x = list(range(len(weekly.days)))
