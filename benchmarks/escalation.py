@@ -15,29 +15,24 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from wsgiref.simple_server import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.runtime import build_http, build_swarm  # noqa: E402
+from bot.runtime import build_swarm  # noqa: E402
 from storage.db import create_db_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from tests.conftest import (  # noqa: E402
     CHANNELS,
-    SIGNING_SECRET,
     TEAM,
     TEST_CONFIG,
     USERS,
-    QuietHandler,
-    ThreadingWSGIServer,
+    serve_app,
     settings_for,
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import throwaway_postgres  # noqa: E402
-from tests.slackdriver import SlackDriver, TrackingExecutor  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 
 LATENCIES = (0.0, 0.1)
@@ -57,19 +52,8 @@ def measure(db_url: str, fake: FakeSlack, runs: int) -> dict[float, dict[str, li
     for channel_id, name in CHANNELS.items():
         fake.add_channel(channel_id, name, members=[fake.bot_user_id, *USERS])
     swarm = build_swarm(settings_for(fake, db_url), config=parse_config(TEST_CONFIG))
-    executor = TrackingExecutor()
-    _app, http = build_http(swarm, executor=executor)
-    server = make_server(
-        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = SlackDriver(
-        f"http://127.0.0.1:{server.server_port}/slack/events",
-        SIGNING_SECRET,
-        fake.respond_url,
-        executor,
-        team_id=TEAM,
-    )
+    running = serve_app(swarm, fake)
+    server, driver, executor = running.server, running.driver, running.driver.executor
     results: dict[float, dict[str, list[float]]] = {
         latency: {"ack": [], "pinned": [], "calls": [], "done": []} for latency in LATENCIES
     }

@@ -44,14 +44,13 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from bot.command_parser import parse  # noqa: E402
-from bot.runtime import build_http, build_swarm  # noqa: E402
+from bot.runtime import build_swarm  # noqa: E402
 from storage.db import create_db_engine, session_factory  # noqa: E402
 from storage.domain import CaseStatus  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -59,17 +58,15 @@ from storage.models import Case, Message, Workspace  # noqa: E402
 from storage.search import SearchQuery, search, window  # noqa: E402
 from tests.conftest import (  # noqa: E402
     CHANNELS,
-    SIGNING_SECRET,
     TEAM,
     TEST_CONFIG,
     USERS,
-    QuietHandler,
-    ThreadingWSGIServer,
+    serve_app,
     settings_for,
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import kept_postgres  # noqa: E402
-from tests.slackdriver import SlackDriver, TrackingExecutor, payload  # noqa: E402
+from tests.slackdriver import SlackDriver, payload  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 from workflows.search import build_query  # noqa: E402
 
@@ -306,19 +303,8 @@ def running_app(db_url: str, engine, fake: FakeSlack) -> Iterator[tuple[SlackDri
     for channel_id, thread_ts in threads:  # the cards the app re-renders when the swarm grows
         fake.add_message(channel_id, user=fake.bot_user_id, text="card", ts=thread_ts)
     swarm = build_swarm(settings_for(fake, db_url), config=parse_config(TEST_CONFIG))
-    executor = TrackingExecutor()
-    _app, http = build_http(swarm, executor=executor)
-    server = make_server(
-        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = SlackDriver(
-        f"http://127.0.0.1:{server.server_port}/slack/events",
-        SIGNING_SECRET,
-        fake.respond_url,
-        executor,
-        team_id=TEAM,
-    )
+    running = serve_app(swarm, fake)
+    server, driver, executor = running.server, running.driver, running.driver.executor
     try:
         yield driver, threads
     finally:

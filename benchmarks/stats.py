@@ -29,13 +29,11 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,7 +41,7 @@ from slack_sdk import WebClient  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from bot.gateway import AdminCache, WebSlack  # noqa: E402
-from bot.runtime import build_http, build_swarm  # noqa: E402
+from bot.runtime import build_swarm  # noqa: E402
 from storage.db import create_db_engine, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import (  # noqa: E402
@@ -57,17 +55,14 @@ from storage.models import (  # noqa: E402
 from storage.uow import UnitOfWorkFactory  # noqa: E402
 from tests.conftest import (  # noqa: E402
     CHANNELS,
-    SIGNING_SECRET,
     TEAM,
     TEST_CONFIG,
     USERS,
-    QuietHandler,
-    ThreadingWSGIServer,
+    serve_app,
     settings_for,
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import throwaway_postgres  # noqa: E402
-from tests.slackdriver import SlackDriver, TrackingExecutor  # noqa: E402
 from workflows import metrics  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 from workflows.services import Services  # noqa: E402
@@ -320,19 +315,8 @@ def app_latency(db_url: str, fake: FakeSlack, now: datetime, runs: int) -> dict[
     swarm = build_swarm(
         settings_for(fake, db_url), config=parse_config(TEST_CONFIG), clock=FixedClock(now)
     )
-    executor = TrackingExecutor()
-    _app, http = build_http(swarm, executor=executor)
-    server = make_server(
-        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = SlackDriver(
-        f"http://127.0.0.1:{server.server_port}/slack/events",
-        SIGNING_SECRET,
-        fake.respond_url,
-        executor,
-        team_id=TEAM,
-    )
+    running = serve_app(swarm, fake)
+    server, driver, executor = running.server, running.driver, running.driver.executor
     stats_ms: list[float] = []
     agent_ms: list[float] = []
     home_ms: list[float] = []

@@ -240,6 +240,19 @@ class RunningBot:
         return self.swarm.config
 
 
+def serve_app(swarm: Swarm, fake: FakeSlack) -> RunningBot:
+    """The whole app behind real HTTP on 127.0.0.1, with a driver that signs like Slack."""
+    executor = TrackingExecutor()
+    _app, http = build_http(swarm, executor=executor)
+    server = make_server(
+        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    driver = SlackDriver(url, SIGNING_SECRET, fake.respond_url, executor, team_id=TEAM)
+    return RunningBot(swarm, driver, server, url)
+
+
 def settings_for(fake: FakeSlack, db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         slack_bot_token=BOT_TOKEN,
@@ -277,16 +290,9 @@ def bot(
 ) -> Iterator[RunningBot]:
     """The whole app behind HTTP, talking to the fake Slack through the real WebClient."""
     swarm = build_swarm(settings_for(fake, db_url, **bot_settings), config=config, clock=clock)
-    executor = TrackingExecutor()
-    _app, http = build_http(swarm, executor=executor)
-    server = make_server(
-        "127.0.0.1", 0, http, server_class=ThreadingWSGIServer, handler_class=QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/slack/events"
-    driver = SlackDriver(url, SIGNING_SECRET, fake.respond_url, executor, team_id=TEAM)
-    yield RunningBot(swarm, driver, server, url)
+    running = serve_app(swarm, fake)
+    server, executor = running.server, running.driver.executor
+    yield running
     executor.wait_idle()
     server.shutdown()
     server.server_close()
