@@ -9,6 +9,7 @@ search reads only the rows embedded since its last look, so vectors written by a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,8 @@ from storage.models import CaseVector
 # process whose clock is a little behind is still found: each refresh re-reads this much
 # before the newest time it has seen.
 REFRESH_OVERLAP = timedelta(seconds=30)
+# How often the overlap is re-read even when no newer vector was stored.
+RECHECK = timedelta(seconds=10)
 # Rows read from the database at a time: the first load does not hold every row's bytes at once.
 READ_BATCH = 5000
 DTYPE = np.float32
@@ -85,6 +88,7 @@ class VectorIndex:
         self._rows: dict[int, int] = {}
         self._size = 0
         self._seen: datetime | None = None
+        self._checked = 0.0
 
     def __len__(self) -> int:
         return self._size
@@ -134,7 +138,19 @@ class VectorIndex:
             CaseVector.case_id, CaseVector.team_id, CaseVector.vector, CaseVector.embedded_at
         ).where(CaseVector.model == self.model)
         if self._seen is not None:
-            query = query.where(CaseVector.embedded_at >= self._seen - REFRESH_OVERLAP)
+            # Nothing newer stored: skip the range read, which PostgreSQL plans as a scan of the
+            # whole table once the statement is prepared (a max() is one index probe). The
+            # overlap is still re-read every RECHECK, for vectors committed late.
+            newest_stored = session.scalar(select(func.max(CaseVector.embedded_at)))
+            fresh = time.monotonic() - self._checked < RECHECK.total_seconds()
+            if fresh and (newest_stored is None or newest_stored <= self._seen):
+                return 0
+            query = (
+                query.where(CaseVector.embedded_at >= self._seen - REFRESH_OVERLAP)
+                .order_by(CaseVector.embedded_at)
+                .limit(READ_BATCH)
+            )
+        self._checked = time.monotonic()
         if self._seen is None:  # the first load: room for every stored vector at once
             total = session.scalar(
                 select(func.count()).select_from(CaseVector).where(CaseVector.model == self.model)
@@ -143,7 +159,9 @@ class VectorIndex:
                 self._grow(int(total or 0))
         count = 0
         newest = self._seen
-        rows = session.execute(query.execution_options(yield_per=READ_BATCH))
+        if self._seen is None:  # streamed: the first load does not hold every row at once
+            query = query.execution_options(yield_per=READ_BATCH)
+        rows = session.execute(query)
         with self._lock:
             for case_id, team_id, data, embedded_at in rows:
                 vector = from_bytes(data)
