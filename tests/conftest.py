@@ -300,10 +300,11 @@ def bot(
     assert not executor.errors, executor.errors
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_slack_call_inside_a_transaction() -> Iterator[None]:
-    """SPEC 5 "No transaction waits on Slack": the gateway's client reports each Web API call
-    made while its thread held a database transaction; the test fails on any."""
+    """SPEC 5 "No transaction waits on Slack", checked in every test: the gateway's client
+    reports each Web API call made while its thread held a database transaction; the test
+    fails on any."""
     CALLS_IN_TRANSACTION.clear()
     yield
     seen = CALLS_IN_TRANSACTION.clear()

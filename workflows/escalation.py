@@ -33,7 +33,7 @@ from workflows.incident_room import (
 )
 from workflows.naming import channel_name
 from workflows.ports import SlackGateway
-from workflows.routing import is_lead
+from workflows.routing import is_admin, is_lead
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
 from workflows.text import case_link, escape, storable
@@ -57,11 +57,11 @@ def default_severity(urgency: Urgency) -> int:
 
 
 def require_lead(
-    uow: UnitOfWork, config: SwarmConfig, slack: SlackGateway, case: Case, user_id: str, what: str
+    uow: UnitOfWork, config: SwarmConfig, case: Case, user_id: str, what: str, admin: bool
 ) -> None:
     """NotALead unless the user leads the case's topic (or is an admin)."""
     if not is_lead(
-        uow, config, slack, team_id=case.team_id, user_id=user_id, topic_key=case.topic_key
+        uow, config, admin=admin, team_id=case.team_id, user_id=user_id, topic_key=case.topic_key
     ):
         raise NotALead(what, case.topic_key)
 
@@ -71,9 +71,10 @@ def escalation_form(
 ) -> EscalationForm:
     """The Escalate button (leads only, open cases only): the case and its severity."""
     visible = require_can_see(services, team_id=team_id, user_id=user_id, case_id=case_id)
-    with services.uow() as uow:
+    admin = is_admin(services.config, services.slack, user_id)
+    with services.uow.read() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        require_lead(uow, services.config, services.slack, case, user_id, "escalate cases")
+        require_lead(uow, services.config, case, user_id, "escalate cases", admin)
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is resolved; reopen it first.")
         severity = case.severity or default_severity(case.urgency)
@@ -95,9 +96,10 @@ def escalate(
     visible = require_can_see(
         services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
     )
-    with services.uow() as uow:
+    admin = is_admin(services.config, services.slack, user_id)
+    with services.uow.read() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        require_lead(uow, services.config, services.slack, case, user_id, "escalate cases")
+        require_lead(uow, services.config, case, user_id, "escalate cases", admin)
         number = case.case_number
         if not case.is_open:
             raise SwarmError(f"Case {escape(number)} is resolved; `/swarm reopen {number}` first.")
@@ -187,9 +189,10 @@ def change_severity(
     visible = require_can_see(
         services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
     )
-    with services.uow() as uow:
+    admin = is_admin(services.config, services.slack, user_id)
+    with services.uow.read() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        require_lead(uow, services.config, services.slack, case, user_id, "change the severity")
+        require_lead(uow, services.config, case, user_id, "change the severity", admin)
         number = case.case_number
         if case.incident_channel_id is None or case.incident_channel_name is None:
             raise SwarmError(

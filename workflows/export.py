@@ -19,7 +19,7 @@ def _iso(at: datetime | None) -> str | None:
 
 def case_record(services: Services, *, case_number: str, team_id: str | None) -> dict[str, Any]:
     """Everything stored about one case, as plain data."""
-    with services.uow() as uow:
+    with services.uow.read() as uow:
         query = select(Case).where(Case.case_number == case_number.strip())
         if team_id:
             query = query.where(Case.team_id == team_id)

@@ -14,8 +14,7 @@ from workflows.announcements import deliver
 from workflows.cases import find_case, record_changed, refresh_card
 from workflows.config import SwarmConfig
 from workflows.errors import InvalidCase, NotAllowed, SwarmError
-from workflows.ports import SlackGateway
-from workflows.routing import is_lead
+from workflows.routing import is_admin, is_lead
 from workflows.services import Services
 from workflows.sla import restart_resolution_clock
 from workflows.snapshot import CaseSnapshot
@@ -75,16 +74,14 @@ def validate(resolution: Resolution) -> dict[str, str]:
     return errors
 
 
-def may_act(
-    uow: UnitOfWork, config: SwarmConfig, slack: SlackGateway, case: Case, user_id: str
-) -> bool:
+def may_act(uow: UnitOfWork, config: SwarmConfig, case: Case, user_id: str, admin: bool) -> bool:
     """The filer, the assignee, a participant, or a lead of the topic (admins included)."""
     if user_id in (case.filer_id, case.assignee_id):
         return True
     if any(p.user_id == user_id for p in case.participants):
         return True
     return is_lead(
-        uow, config, slack, team_id=case.team_id, user_id=user_id, topic_key=case.topic_key
+        uow, config, admin=admin, team_id=case.team_id, user_id=user_id, topic_key=case.topic_key
     )
 
 
@@ -100,23 +97,19 @@ def require_may_resolve(
     visible = require_can_see(
         services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
     )
-    with services.uow() as uow:
+    admin = is_admin(services.config, services.slack, user_id)
+    with services.uow.read() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        _check(uow, services.config, services.slack, case, user_id, "resolve")
+        _check(uow, services.config, case, user_id, "resolve", admin)
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
         return CaseSnapshot.of(case, services.config)
 
 
 def _check(
-    uow: UnitOfWork,
-    config: SwarmConfig,
-    slack: SlackGateway,
-    case: Case,
-    user_id: str,
-    what: str,
+    uow: UnitOfWork, config: SwarmConfig, case: Case, user_id: str, what: str, admin: bool
 ) -> None:
-    if not may_act(uow, config, slack, case, user_id):
+    if not may_act(uow, config, case, user_id, admin):
         raise NotAllowed(
             f"Only the filer, the assignee, the swarm of case {escape(case.case_number)} "
             f"and its leads can {what} it. Join the case first."
@@ -140,9 +133,10 @@ def resolve(
     visible = require_can_see(
         services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
     )
+    admin = is_admin(services.config, services.slack, user_id)
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        _check(uow, services.config, services.slack, case, user_id, "resolve")
+        _check(uow, services.config, case, user_id, "resolve", admin)
         if not case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
         case.status = CaseStatus.RESOLVED
@@ -233,9 +227,10 @@ def reopen(
     visible = require_can_see(
         services, team_id=team_id, user_id=user_id, case_number=case_number, case_id=case_id
     )
+    admin = is_admin(services.config, services.slack, user_id)
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
-        _check(uow, services.config, services.slack, case, user_id, "reopen")
+        _check(uow, services.config, case, user_id, "reopen", admin)
         if case.is_open:
             raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")
         case.status = CaseStatus.ESCALATED if case.incident_channel_id else CaseStatus.SWARMING

@@ -52,23 +52,27 @@ def experts_of(uow: UnitOfWork, config: SwarmConfig, *, team_id: str, topic_key:
 
 
 def is_admin(config: SwarmConfig, slack: SlackGateway, user_id: str) -> bool:
-    """Listed in swarm.yaml `admins`, or a workspace admin or owner in Slack."""
+    """Listed in swarm.yaml `admins`, or a workspace admin or owner in Slack.
+
+    This may ask Slack (`users.info`, remembered a few minutes): call it before a unit of
+    work opens, never inside one, and hand the answer to `is_lead`.
+    """
     return user_id in config.admins or slack.is_workspace_admin(user_id)
 
 
 def is_lead(
     uow: UnitOfWork,
     config: SwarmConfig,
-    slack: SlackGateway,
     *,
+    admin: bool,
     team_id: str,
     user_id: str,
     topic_key: str,
 ) -> bool:
-    """A lead of the topic (or of every topic), or an admin."""
-    if user_id in leads_of(uow, config, team_id=team_id, topic_key=topic_key):
+    """A lead of the topic (or of every topic), or an admin (`admin`: what is_admin said)."""
+    if admin:
         return True
-    return is_admin(config, slack, user_id)
+    return user_id in leads_of(uow, config, team_id=team_id, topic_key=topic_key)
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,12 @@ def set_route(
         raise SwarmError(f"Topic `{topic_key}` has no region `{region}` (regions: {known}).")
     if not channel_id.startswith(("C", "G")):
         raise SwarmError("Run `/swarm route` in the channel that should become the swarm channel.")
+    admin = is_admin(services.config, services.slack, user_id)
     with services.uow() as uow:
         if not is_lead(
             uow,
             services.config,
-            services.slack,
+            admin=admin,
             team_id=team_id,
             user_id=user_id,
             topic_key=topic_key,
@@ -133,14 +138,15 @@ def add_role(
     """`/swarm lead` (admins) and `/swarm expert` (leads of the topic); False if already so."""
     if topic_key:
         require_topic(services.config, topic_key)
+    admin = is_admin(services.config, services.slack, actor_id)
     with services.uow() as uow:
         if role is Role.LEAD:
-            if not is_admin(services.config, services.slack, actor_id):
+            if not admin:
                 raise NotAnAdmin("name swarm leads")
         elif not is_lead(
             uow,
             services.config,
-            services.slack,
+            admin=admin,
             team_id=team_id,
             user_id=actor_id,
             topic_key=topic_key,

@@ -14,7 +14,7 @@ from workflows.access import require_can_see
 from workflows.config import SwarmConfig
 from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
-from workflows.routing import channel_for, is_lead, leads_of
+from workflows.routing import channel_for, is_admin, is_lead, leads_of
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
 from workflows.text import case_link, duration, escape
@@ -126,6 +126,7 @@ def change_urgency(
         raise SwarmError(f"`{escape(urgency)}` is not an urgency (low, medium, high, critical).")
     visible = require_can_see(services, team_id=team_id, user_id=actor_id, case_number=case_number)
     now = services.clock.now()
+    admin = is_admin(services.config, services.slack, actor_id)
     with services.uow() as uow:
         case = uow.cases.get(visible.case_id)
         if case is None:
@@ -133,7 +134,7 @@ def change_urgency(
         if actor_id != case.filer_id and not is_lead(
             uow,
             services.config,
-            services.slack,
+            admin=admin,
             team_id=team_id,
             user_id=actor_id,
             topic_key=case.topic_key,

@@ -11,7 +11,7 @@ from workflows.access import require_can_see, require_may_be_given
 from workflows.announcements import THREAD, deliver
 from workflows.cases import find_case, refresh_card
 from workflows.errors import NotALead, SwarmError
-from workflows.routing import is_lead
+from workflows.routing import is_admin, is_lead
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
 from workflows.text import escape
@@ -141,6 +141,7 @@ def _assign(
     if user_id != actor_id:
         require_may_be_given(services, visible, user_id)
     now = services.clock.now()
+    admin = is_admin(services.config, services.slack, actor_id)
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id, for_update=True)
         number = escape(case.case_number)
@@ -156,7 +157,7 @@ def _assign(
         if (user_id != actor_id or taking_over) and not is_lead(
             uow,
             services.config,
-            services.slack,
+            admin=admin,
             team_id=team_id,
             user_id=actor_id,
             topic_key=case.topic_key,
