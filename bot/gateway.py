@@ -213,11 +213,13 @@ class WebSlack:
             )
             response = self._call("the case card", lambda: self.client.chat_postMessage(**payload))
         ts = response["ts"]
-        overflow = card_overflow(card)
-        if overflow:
-            for piece in split(overflow, 2800):
-                self.post_in_thread(card.channel_id, ts, f">>> {escape(piece)}")
         return ts
+
+    def card_continuation(self, card: CaseSnapshot) -> list[str]:
+        overflow = card_overflow(card)
+        if not overflow:
+            return []
+        return [f">>> {escape(piece)}" for piece in split(overflow, 2800)]
 
     def find_case_card(self, card: CaseSnapshot) -> str | None:
         oldest = f"{card.created_at.timestamp() - 60:.6f}" if card.created_at else "0"

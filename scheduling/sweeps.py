@@ -23,6 +23,7 @@ from bot.context import Swarm
 from bot.listeners.home import publish_home
 from workflows import (
     announcements,
+    escalation,
     home,
     incident_room,
     reports,
@@ -120,7 +121,9 @@ def archive_incidents(rt: Runtime) -> None:
 
 def resume_escalations(rt: Runtime) -> None:
     """Finish escalations Slack stopped half-way (also those of a process that died)."""
-    finished = incident_room.resume_interrupted(rt.services())
+    finished = incident_room.resume_interrupted(
+        rt.services(), then=escalation.apply_requested_severity
+    )
     if finished:
         log.info("finished %d interrupted escalation(s)", finished)
 

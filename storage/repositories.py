@@ -92,11 +92,14 @@ class CaseRepository:
             .order_by(Case.id)
         ).all()
 
-    def filers_to_notify(self) -> Sequence[int]:
-        """Ids of cases whose card is posted but whose filer has not been told."""
+    def cards_to_follow_up(self) -> Sequence[int]:
+        """Ids of cases whose card is posted but lacks its permalink or its note to the filer."""
         return self.session.scalars(
             select(Case.id)
-            .where(Case.thread_ts.is_not(None), Case.filer_notified_at.is_(None))
+            .where(
+                Case.thread_ts.is_not(None),
+                or_(Case.filer_notified_at.is_(None), Case.permalink.is_(None)),
+            )
             .order_by(Case.id)
         ).all()
 
@@ -110,6 +113,26 @@ class CaseRepository:
                 or_(Case.card_claimed_at.is_(None), Case.card_claimed_at < stale_before),
             )
             .values(card_claimed_at=now, card_attempts=Case.card_attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+    def mark_resolved(self, *, case_id: int, at: datetime, by: str) -> bool:
+        """Resolve a case if it is still open; False when someone resolved it first."""
+        result = self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status != CaseStatus.RESOLVED)
+            .values(status=CaseStatus.RESOLVED, resolved_at=at, resolved_by=by)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+    def mark_reopened(self, *, case_id: int, status: CaseStatus) -> bool:
+        """Reopen a case if it is still resolved; False when someone reopened it first."""
+        result = self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == CaseStatus.RESOLVED)
+            .values(status=status, resolved_at=None, resolved_by=None)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)
@@ -185,6 +208,60 @@ class CaseRepository:
                 or_(PendingPost.next_attempt_at.is_(None), PendingPost.next_attempt_at <= due_by)
             )
         return self.session.scalars(query.order_by(PendingPost.id)).all()
+
+    def earlier_post_owed(self, *, post: PendingPost) -> bool:
+        """Whether an earlier post of the same case to the same place is still owed."""
+        if post.case_id is None:
+            return False
+        return (
+            self.session.scalar(
+                select(PendingPost.id)
+                .where(
+                    PendingPost.case_id == post.case_id,
+                    PendingPost.channel_id == post.channel_id,
+                    PendingPost.id < post.id,
+                    PendingPost.kind != "card",
+                    PendingPost.sent_at.is_(None),
+                    PendingPost.given_up_at.is_(None),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+    def posts_after(self, *, post_id: int) -> Sequence[int]:
+        """Ids of the posts still owed after this one to the same case and place, in order."""
+        post = self.session.get(PendingPost, post_id)
+        if post is None or post.case_id is None:
+            return []
+        return self.session.scalars(
+            select(PendingPost.id)
+            .where(
+                PendingPost.case_id == post.case_id,
+                PendingPost.channel_id == post.channel_id,
+                PendingPost.id > post.id,
+                PendingPost.sent_at.is_(None),
+                PendingPost.given_up_at.is_(None),
+                PendingPost.next_attempt_at.is_(None),
+            )
+            .order_by(PendingPost.id)
+        ).all()
+
+    def card_update_owed(self, *, case_id: int) -> bool:
+        """Whether a re-render of this case's card is already owed."""
+        return (
+            self.session.scalar(
+                select(PendingPost.id)
+                .where(
+                    PendingPost.case_id == case_id,
+                    PendingPost.kind == "card",
+                    PendingPost.sent_at.is_(None),
+                    PendingPost.given_up_at.is_(None),
+                )
+                .limit(1)
+            )
+            is not None
+        )
 
     def count_sent_posts(self, *, ids: Sequence[int]) -> int:
         """How many of these owed posts have been sent."""

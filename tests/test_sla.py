@@ -14,6 +14,7 @@ from tests.conftest import TEAM, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import RecordingTimers, gateway
 from workflows import sla
+from workflows.announcements import deliver_owed
 from workflows.config import SwarmConfig
 from workflows.errors import NotALead, SwarmError
 from workflows.intake import CaseDraft, file_case, publish_card
@@ -248,24 +249,20 @@ def test_only_leads_and_the_filer_change_urgency(
     assert get(bot.uow, case.id).urgency == "medium" and timers.changed == [case.id]
 
 
-def test_slack_down_gives_the_reminder_back_for_a_later_try(
+def test_a_reminder_slack_does_not_take_is_owed_and_sent_once_later(
     bot: RunningBot, fake: FakeSlack, clock: FakeClock
 ) -> None:
     case = open_case(bot.uow, bot.config, clock, fake)
     clock.advance(minutes=50)
     fake.inject("chat.postMessage", status=500, times=1)
-    slack = gateway(fake, retries=0)
-    assert not sla.fire_timer(
-        Services(bot.uow, bot.config, slack, clock),
-        case.id,
-        sla.FIRST_RESPONSE_REMINDER,
-    )
-    assert get(bot.uow, case.id).first_response_reminded_at is None
-    assert sla.fire_timer(
-        Services(bot.uow, bot.config, slack, clock),
-        case.id,
-        sla.FIRST_RESPONSE_REMINDER,
-    )
+    services = Services(bot.uow, bot.config, gateway(fake, retries=0), clock)
+    assert sla.fire_timer(services, case.id, sla.FIRST_RESPONSE_REMINDER)
+    assert get(bot.uow, case.id).first_response_reminded_at == clock.now()  # owed, not lost
+    assert replies(fake, case) == []
+    assert not sla.fire_timer(services, case.id, sla.FIRST_RESPONSE_REMINDER)
+    clock.advance(minutes=1)
+    assert deliver_owed(services) == 1
+    assert deliver_owed(services) == 0
     assert len(replies(fake, case)) == 1
 
 

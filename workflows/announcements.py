@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from workflows.errors import SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
 from workflows.services import Services
+from workflows.snapshot import CaseSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ USER_PREFIXES = ("U", "W")
 # Kinds of owed work.
 POST = "post"  # a message in channel_id (a thread when thread_ts is set; a user id: a DM)
 THREAD = "thread"  # a reply in the case's thread, sent once the case's card is posted
+CARD = "card"  # a re-render of the case's card, from the case as it is when sent
+# A message that links to the case's thread: sent once the card has a permalink, which
+# takes the place of PERMALINK in its text.
+LINK = "link"
+PERMALINK = "{permalink}"
 # A sender holds a post this long; a process that dies meanwhile leaves it to the next one.
 LEASE = timedelta(minutes=2)
 # Waits after the 1st, 2nd, ... transient failure of one post; the last one repeats.
@@ -49,6 +55,7 @@ class _Owed:
     thread_ts: str | None
     text: str
     attempts: int
+    card: CaseSnapshot | None = None
 
 
 def backoff(attempts: int) -> timedelta:
@@ -65,9 +72,12 @@ def deliver(
         owed = [p.id for p in uow.cases.unsent_posts(ids=ids, due_by=services.clock.now())]
     problems: list[str] = []
     unavailable = 0
-    for index, post_id in enumerate(owed):
+    index = 0
+    while index < len(owed):
+        post_id = owed[index]
+        index += 1
         if unavailable >= OUTAGE_AFTER:
-            left = len(owed) - index
+            left = len(owed) - index + 1
             problems.append(f"Slack is not answering; {left} more message(s) kept for later")
             log.warning("Slack unavailable: %d owed post(s) left for the next run", left)
             break
@@ -91,7 +101,15 @@ def deliver(
         _settle(services, post, error, given_up)
         if error is not None:
             problems.append(error)
+        else:
+            # Posts held back behind this one (same case, same place) go now, in order.
+            owed += [i for i in _waiting_behind(services, post_id) if i not in owed]
     return problems
+
+
+def _waiting_behind(services: Services, post_id: int) -> list[int]:
+    with services.uow.read() as uow:
+        return list(uow.cases.posts_after(post_id=post_id))
 
 
 def _take(services: Services, post_id: int) -> _Owed | None:
@@ -102,29 +120,48 @@ def _take(services: Services, post_id: int) -> _Owed | None:
         if post is None:
             return None
         thread_ts = post.thread_ts
-        if post.kind == THREAD:
+        card = None
+        if uow.cases.earlier_post_owed(post=post):
+            # Posts of one case to one place go in the order they were owed.
+            post.next_attempt_at = None
+            uow.commit()
+            return None
+        if post.kind in (THREAD, CARD):
             case = uow.cases.get(post.case_id) if post.case_id is not None else None
             thread_ts = case.thread_ts if case is not None else None
-            if thread_ts is None:
+            if case is None or thread_ts is None:
                 # The card is not posted yet: wait for it, without counting an attempt.
                 post.next_attempt_at = None
                 uow.commit()
                 return None
+            if post.kind == CARD:
+                card = CaseSnapshot.of(case, services.config)
+        text = post.text
+        if post.kind == LINK:
+            case = uow.cases.get(post.case_id) if post.case_id is not None else None
+            if case is None or case.permalink is None:
+                post.next_attempt_at = None  # waits for the card and its permalink
+                uow.commit()
+                return None
+            text = text.replace(PERMALINK, case.permalink)
         owed = _Owed(
             post.id,
             post.kind,
             post.channel_id,
             post.via_channel_id,
             thread_ts,
-            post.text,
+            text,
             post.attempts,
+            card,
         )
         uow.commit()
     return owed
 
 
 def _send(slack: SlackGateway, post: _Owed) -> None:
-    if post.channel_id.startswith(USER_PREFIXES):
+    if post.card is not None:
+        slack.update_case_card(post.card)
+    elif post.channel_id.startswith(USER_PREFIXES):
         slack.tell(post.channel_id, post.text, channel_id=post.via_channel_id)
     elif post.thread_ts:
         slack.post_in_thread(post.channel_id, post.thread_ts, post.text)

@@ -9,8 +9,8 @@ from storage.domain import CaseStatus
 from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import can_see, channels_of, require_can_see
-from workflows.errors import CaseNotFound, SwarmError
-from workflows.ports import SlackGateway
+from workflows.announcements import CARD
+from workflows.errors import CaseNotFound, SlackUnavailable, SwarmError
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
 
@@ -46,14 +46,34 @@ def record_changed(case: Case, now: datetime) -> None:
         case.vector_due_at = now
 
 
-def refresh_card(slack: SlackGateway, card: CaseSnapshot) -> str | None:
-    """Re-render the card; when Slack will not, log it and say why (the next change retries)."""
+def refresh_card(services: Services, card: CaseSnapshot) -> str | None:
+    """Re-render the card; when Slack will not, log it and say why.
+
+    A card Slack cannot take now is owed a re-render (from the case as it is then); one Slack
+    refuses for good (its channel archived, the card deleted) is left as it is.
+    """
     try:
-        slack.update_case_card(card)
+        services.slack.update_case_card(card)
+    except SlackUnavailable as exc:
+        log.warning("case %s: card not updated yet, owed: %s", card.case_number, exc)
+        owe_card_update(services, card.case_id)
+        return str(exc)
     except SwarmError as exc:
         log.warning("case %s: card not updated: %s", card.case_number, exc)
         return str(exc)
     return None
+
+
+def owe_card_update(services: Services, case_id: int) -> None:
+    """Owe a re-render of a case's card (once: one already owed covers it)."""
+    with services.uow() as uow:
+        case = uow.cases.get(case_id)
+        if case is None or uow.cases.card_update_owed(case_id=case_id):
+            return
+        uow.cases.owe_post(
+            case=case, kind=CARD, channel_id=case.channel_id, text="", at=services.clock.now()
+        )
+        uow.commit()
 
 
 def case_card(services: Services, *, team_id: str, case_number: str, user_id: str) -> CaseSnapshot:

@@ -11,6 +11,7 @@ from storage.domain import CaseStatus, Urgency
 from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import require_can_see
+from workflows.announcements import THREAD, deliver
 from workflows.cases import find_case, refresh_card
 from workflows.config import SwarmConfig
 from workflows.errors import (
@@ -27,7 +28,7 @@ from workflows.incident_room import (
     Escalated,
     build,
     interrupted,
-    notify_stakeholders,
+    owe_stakeholder_notes,
     refused,
     release,
 )
@@ -39,6 +40,10 @@ from workflows.snapshot import CaseSnapshot
 from workflows.text import case_link, escape, storable
 
 log = logging.getLogger(__name__)
+
+# Timeline kinds of severity changes: asked for during an escalation, and done.
+SEVERITY_REQUESTED = "severity_requested"
+SEVERITY_CHANGED = "severity_changed"
 
 SEVERITY_BY_URGENCY = {Urgency.CRITICAL: 1, Urgency.HIGH: 2, Urgency.MEDIUM: 3, Urgency.LOW: 4}
 
@@ -129,10 +134,9 @@ def escalate(
     now = services.clock.now()
     with services.uow() as uow:
         if not uow.cases.claim_escalation(case_id=case_id, now=now, stale_before=now - LEASE):
-            raise SwarmError(
-                f"Case {escape(number)} is being escalated right now; "
-                "its incident channel will be linked in the thread."
-            )
+            busy = True
+        else:
+            busy = False
         case = uow.cases.get(case_id)
         assert case is not None
         if case.incident_channel_id is None:
@@ -148,7 +152,11 @@ def escalate(
                     "confidential": confidential,
                 },
             )
-        uow.commit()
+        if not busy:
+            uow.commit()
+    if busy:
+        # Another request is escalating it now: this severity is applied after, not refused.
+        return request_severity(services, case_id, user_id, severity)
     try:
         result = build(services, case_id, user_id, severity)
     except SlackUnavailable as exc:
@@ -173,7 +181,47 @@ def escalate(
             severity=severity,
         )
     services.timers.case_changed(case_id)
+    apply_requested_severity(services, case_id)
     return result
+
+
+def request_severity(services: Services, case_id: int, user_id: str, severity: int) -> Escalated:
+    """Keep a severity asked for while the case is being escalated; it is applied, in order,
+    when the escalation completes (or now, if it completed meanwhile)."""
+    now = services.clock.now()
+    with services.uow() as uow:
+        case = uow.cases.get(case_id)
+        assert case is not None
+        uow.cases.add_event(
+            case=case, kind=SEVERITY_REQUESTED, at=now, actor_id=user_id, data={"to": severity}
+        )
+        uow.commit()
+        number = case.case_number
+        channel_id, name = case.incident_channel_id or "", case.incident_channel_name or ""
+        still_busy = case.escalation_claimed_at is not None
+    if not still_busy:
+        applied = apply_requested_severity(services, case_id)
+        if applied is not None:
+            return applied
+    return Escalated(case_id, number, severity, channel_id, name, pending=True)
+
+
+def apply_requested_severity(services: Services, case_id: int) -> Escalated | None:
+    """After an escalation: the last severity asked for meanwhile, if it differs."""
+    with services.uow.read() as uow:
+        case = uow.cases.get(case_id)
+        if case is None or case.escalation_claimed_at is not None:
+            return None
+        events = uow.cases.events_of(case_id=case_id, kinds=(SEVERITY_REQUESTED, SEVERITY_CHANGED))
+        pending = [e for e in events if e.kind == SEVERITY_REQUESTED]
+        settled = [e for e in events if e.kind == SEVERITY_CHANGED]
+        if not pending or (settled and settled[-1].id > pending[-1].id):
+            return None
+        wanted, by = int(pending[-1].data.get("to") or 0), pending[-1].actor_id or ""
+        if not wanted or wanted == case.severity or case.incident_channel_id is None:
+            return None
+        team_id = case.team_id
+    return change_severity(services, team_id=team_id, user_id=by, case_id=case_id, severity=wanted)
 
 
 def change_severity(
@@ -194,6 +242,13 @@ def change_severity(
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         require_lead(uow, services.config, case, user_id, "change the severity", admin)
         number = case.case_number
+        now = services.clock.now()
+        busy = case.escalation_claimed_at is not None and case.escalation_claimed_at > now - LEASE
+        case_id = case.id
+    if busy:
+        return request_severity(services, case_id, user_id, severity)
+    with services.uow.read() as uow:
+        case = find_case(uow, team_id=team_id, case_id=case_id)
         if case.incident_channel_id is None or case.incident_channel_name is None:
             raise SwarmError(
                 f"Case {escape(number)} has no incident channel yet; "
@@ -219,27 +274,35 @@ def change_severity(
     with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
+        now = services.clock.now()
         case.severity = severity
         case.incident_channel_name = name
         uow.cases.add_event(
             case=case,
-            kind="severity_changed",
-            at=services.clock.now(),
+            kind=SEVERITY_CHANGED,
+            at=now,
             actor_id=user_id,
             data={"from": old_severity, "to": severity, "channel": channel_id, "name": name},
         )
-        uow.commit()
         card = CaseSnapshot.of(case, services.config)
-    link = case_link(card.case_number, card.case_url)
-    text = (
-        f":rotating_light: <@{user_id}> changed the severity of case {link} "
-        f"from sev{old_severity} to *sev{severity}*; the incident channel is now <#{channel_id}>."
-    )
-    services.slack.post_message(channel_id, text)
-    if card.thread_ts:
-        services.slack.post_in_thread(card.channel_id, card.thread_ts, text)
-    notify_stakeholders(services, card, severity, channel_id)
-    refresh_card(services.slack, card)
+        link = case_link(card.case_number, card.case_url)
+        text = (
+            f":rotating_light: <@{user_id}> changed the severity of case {link} from "
+            f"sev{old_severity} to *sev{severity}*; the incident channel is now <#{channel_id}>."
+        )
+        # Owed with the change, so Slack failing now delays them but never loses them.
+        owed = [
+            uow.cases.owe_post(case=case, channel_id=channel_id, text=text, at=now),
+            uow.cases.owe_post(
+                case=case, kind=THREAD, channel_id=case.channel_id, text=text, at=now
+            ),
+            *owe_stakeholder_notes(uow, services, case, card, severity, channel_id),
+        ]
+        uow.commit()
+        post_ids = [post.id for post in owed]
+    for problem in deliver(services, post_ids):
+        log.warning("case %s: severity change not told yet: %s", number, problem)
+    refresh_card(services, card)
     services.timers.case_changed(case_id)
     return Escalated(case_id, number, severity, channel_id, name, renamed_from=old_name)
 

@@ -8,10 +8,14 @@ sweep after a restart) resumes where the last attempt stopped and never makes a 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from storage.domain import CaseStatus, ParticipantRole
+from storage.models import Case, PendingPost
+from storage.uow import UnitOfWork
+from workflows.announcements import LINK, PERMALINK, THREAD, deliver
 from workflows.cases import refresh_card
 from workflows.config import SwarmConfig
 from workflows.errors import SlackRefused, SlackUnavailable, SwarmError
@@ -69,6 +73,8 @@ class Escalated:
     unchanged: bool = False
     skipped: dict[str, str] = field(default_factory=dict)
     unnotified: dict[str, str] = field(default_factory=dict)
+    # A severity asked for while an escalation was running: applied once it completes.
+    pending: bool = False
 
 
 def build(
@@ -155,14 +161,37 @@ def build(
                 data={"channel": channel_id, "invited": invited, "skipped": skipped},
             )
             uow.commit()
-    if LINKED not in done and card.thread_ts:
-        services.slack.post_in_thread(
-            card.channel_id,
-            card.thread_ts,
-            f":rotating_light: <@{user_id}> escalated this case to *sev{severity}*: "
-            f"<#{channel_id}>",
-        )
-        _record(services, case_id, LINKED, {"channel": channel_id})
+    if LINKED not in done:
+        # Owed, so a case whose card is not posted yet gets its link once the card is there;
+        # a summary pinned before the card existed gets the original thread's link the same way.
+        with services.uow() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            now = services.clock.now()
+            link = f":rotating_light: <@{user_id}> escalated this case to *sev{severity}*: "
+            owed = [
+                uow.cases.owe_post(
+                    case=case,
+                    kind=THREAD,
+                    channel_id=case.channel_id,
+                    text=f"{link}<#{channel_id}>",
+                    at=now,
+                )
+            ]
+            if not card.permalink:
+                owed.append(
+                    uow.cases.owe_post(
+                        case=case,
+                        kind=LINK,
+                        channel_id=channel_id,
+                        text=f"Original thread of case {escape(card.case_number)}: {PERMALINK}",
+                        at=now,
+                    )
+                )
+            uow.cases.add_event(case=case, kind=LINKED, at=now, data={"channel": channel_id})
+            uow.commit()
+            post_ids = [post.id for post in owed]
+        deliver(services, post_ids)
     unnotified = notify_stakeholders(services, card, severity, channel_id)
     with services.uow() as uow:
         case = uow.cases.get(case_id)
@@ -179,7 +208,7 @@ def build(
         )
         uow.commit()
         card = CaseSnapshot.of(case, services.config)
-    refresh_card(services.slack, card)
+    refresh_card(services, card)
     return Escalated(
         case_id,
         card.case_number,
@@ -220,6 +249,52 @@ def refused(what: str, name: str, exc: SlackRefused) -> SwarmError:
     )
 
 
+def stakeholder_note(card: CaseSnapshot, severity: int, channel_id: str) -> str:
+    """What a severity's stakeholder channels are told."""
+    link = case_link(card.case_number, card.case_url)
+    return (
+        f":rotating_light: Case {link} escalated to *sev{severity}*: "
+        f"{escape(clip(card.summary, 150))} — <#{channel_id}>"
+    )
+
+
+def owe_stakeholder_notes(
+    uow: UnitOfWork,
+    services: Services,
+    case: Case,
+    card: CaseSnapshot,
+    severity: int,
+    channel_id: str,
+) -> list[PendingPost]:
+    """Owe a note to each stakeholder channel of the severity not yet told (in `uow`)."""
+    targets = list(services.config.escalation.notify.get(f"sev{severity}", []))  # type: ignore[call-overload]
+    told = {
+        e.data.get("stakeholder")
+        for e in uow.cases.events_of(case_id=case.id, kinds=[NOTIFIED])
+        if e.data.get("channel") == channel_id and e.data.get("severity") == severity
+    }
+    now = services.clock.now()
+    owed = []
+    for target in targets:
+        if target in told:
+            continue
+        owed.append(
+            uow.cases.owe_post(
+                case=case,
+                channel_id=target,
+                text=stakeholder_note(card, severity, channel_id),
+                at=now,
+            )
+        )
+        uow.cases.add_event(
+            case=case,
+            kind=NOTIFIED,
+            at=now,
+            data={"channel": channel_id, "severity": severity, "stakeholder": target},
+        )
+    return owed
+
+
 def notify_stakeholders(
     services: Services,
     card: CaseSnapshot,
@@ -235,11 +310,7 @@ def notify_stakeholders(
             if e.data.get("channel") == channel_id and e.data.get("severity") == severity
         }
     failed: dict[str, str] = {}
-    link = case_link(card.case_number, card.case_url)
-    text = (
-        f":rotating_light: Case {link} escalated to *sev{severity}*: "
-        f"{escape(clip(card.summary, 150))} — <#{channel_id}>"
-    )
+    text = stakeholder_note(card, severity, channel_id)
     for target in targets:
         if target in told:
             continue
@@ -290,7 +361,9 @@ def interrupted(services: Services, case_id: int, why: str, *, retry: bool) -> N
     _record(services, case_id, INTERRUPTED, {"error": why[:500], "retry": retry})
 
 
-def resume_interrupted(services: Services) -> int:
+def resume_interrupted(
+    services: Services, then: Callable[[Services, int], object] | None = None
+) -> int:
     """Finish escalations that Slack stopped half-way, also after a restart; return how many.
 
     Resumed: interruptions by an unavailable Slack, and escalations whose lease went stale
@@ -333,6 +406,8 @@ def resume_interrupted(services: Services) -> int:
         finally:
             release(services, case_id)
         finished += 1
+        if then is not None:  # what was asked for meanwhile (a new severity) comes after
+            then(services, case_id)
         if user_id:
             try:
                 services.slack.tell(

@@ -13,6 +13,7 @@ from storage.domain import CaseStatus, ParticipantRole, Urgency
 from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import can_see, channels_of
+from workflows.announcements import deliver
 from workflows.config import SwarmConfig
 from workflows.embedding import ModelUnavailable
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
@@ -241,21 +242,26 @@ def publish_card(
             )
             uow.commit()
         return None
-    permalink = services.slack.permalink(card.channel_id, ts)
+    continuation = services.slack.card_continuation(card)
+    # The card is the case thread from this moment: its ts is committed before anything else
+    # (a reply in the thread must find the case); the rest is owed work.
     with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
+        now = services.clock.now()
         case.thread_ts = ts
-        case.permalink = permalink
         case.card_claimed_at = None
         uow.cases.add_event(
-            case=case,
-            kind="card_posted",
-            at=services.clock.now(),
-            data={"channel": card.channel_id, "ts": ts},
+            case=case, kind="card_posted", at=now, data={"channel": card.channel_id, "ts": ts}
         )
+        owed = [
+            uow.cases.owe_post(case=case, channel_id=card.channel_id, thread_ts=ts, text=t, at=now)
+            for t in continuation
+        ]
         uow.commit()
-    notify_filer(services, case_id)
+        post_ids = [post.id for post in owed]
+    post_ids += follow_up(services, case_id)
+    deliver(services, post_ids)
     # After the card and the filer's note, never before them: similar resolved cases.
     try:
         offer_in_thread(services, case_id)
@@ -264,25 +270,38 @@ def publish_card(
     return ts
 
 
-def notify_filer(services: Services, case_id: int) -> None:
-    """Tell the filer where their case landed, once."""
-    with services.uow() as uow:
+def follow_up(services: Services, case_id: int) -> list[int]:
+    """After the card: its permalink (while Slack will not give one, later) and the filer's
+    note, owed once. Returns the ids of the posts it owed."""
+    with services.uow.read() as uow:
         case = uow.cases.get(case_id)
-        if case is None or case.thread_ts is None or case.filer_notified_at is not None:
-            return
-        if not case.filer_id:  # no one in Slack to tell
-            case.filer_notified_at = services.clock.now()
-            uow.commit()
-            return
-        link = case.permalink or f"<#{case.channel_id}>"
-        text = f"Case {escape(case.case_number)} is in <#{case.channel_id}>: {link}"
-        filer, origin = case.filer_id, case.origin_channel_id
-    services.slack.tell(filer, text, channel_id=origin)
+        if case is None or case.thread_ts is None:
+            return []
+        if case.permalink is not None and case.filer_notified_at is not None:
+            return []
+        where = (case.channel_id, case.thread_ts) if case.permalink is None else None
+    permalink = services.slack.permalink(*where) if where else None
     with services.uow() as uow:
         case = uow.cases.get(case_id)
         assert case is not None
-        case.filer_notified_at = services.clock.now()
+        if permalink and case.permalink is None:
+            case.permalink = permalink
+        owed = []
+        if case.filer_notified_at is None:
+            case.filer_notified_at = services.clock.now()  # owed now: sent exactly once
+            if case.filer_id:  # someone in Slack to tell
+                link = case.permalink or f"<#{case.channel_id}>"
+                owed.append(
+                    uow.cases.owe_post(
+                        case=case,
+                        channel_id=case.filer_id,
+                        via_channel_id=case.origin_channel_id,
+                        text=f"Case {escape(case.case_number)} is in <#{case.channel_id}>: {link}",
+                        at=services.clock.now(),
+                    )
+                )
         uow.commit()
+        return [post.id for post in owed]
 
 
 def publish_pending(services: Services) -> int:
@@ -290,11 +309,13 @@ def publish_pending(services: Services) -> int:
     now = services.clock.now()
     with services.uow() as uow:
         pending = uow.cases.cards_to_post(stale_before=now - CARD_LEASE)
-        unnotified = uow.cases.filers_to_notify()
+        unfinished = uow.cases.cards_to_follow_up()
     posted = 0
     for case_id in pending:
         if publish_card(services, case_id):
             posted += 1
-    for case_id in unnotified:
-        notify_filer(services, case_id)
+    owed: list[int] = []
+    for case_id in unfinished:
+        owed += follow_up(services, case_id)
+    deliver(services, owed)
     return posted

@@ -15,6 +15,10 @@ class SlackGateway(Protocol):
         """Post the card as a top-level message in card.channel_id; return its ts."""
         ...
 
+    def card_continuation(self, card: CaseSnapshot) -> list[str]:
+        """Thread replies carrying what does not fit on the card (none when it all fits)."""
+        ...
+
     def find_case_card(self, card: CaseSnapshot) -> str | None:
         """The ts of this case's card if an earlier attempt did post it, else None."""
         ...

@@ -162,7 +162,7 @@ def record(services: Services, message: ThreadMessage, *, live: bool = True) -> 
         card = CaseSnapshot.of(case, services.config) if changed and live else None
     if card is not None:
         # A live change of the case itself: the card shows it and the SLA timers follow it.
-        refresh_card(services.slack, card)
+        refresh_card(services, card)
         services.timers.case_changed(done.case_id)
     return done
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from storage.domain import CaseStatus
@@ -22,6 +23,8 @@ from workflows.text import CONTROL_ERROR, clip, duration, escape, has_control
 
 log = logging.getLogger(__name__)
 
+# A resolve that loses to another this recent is told who just resolved the case.
+JUST_NOW = timedelta(minutes=5)
 RESOLUTION_MAX = 3000
 NOTE_MAX = 3000
 URL_MAX = 1024
@@ -137,11 +140,10 @@ def resolve(
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, case, user_id, "resolve", admin)
-        if not case.is_open:
-            raise SwarmError(f"Case {escape(case.case_number)} is already resolved.")
-        case.status = CaseStatus.RESOLVED
-        case.resolved_at = now
-        case.resolved_by = user_id
+        # A conditional update: of two resolves at once, one wins and the other is told.
+        if not case.is_open or not uow.cases.mark_resolved(case_id=case.id, at=now, by=user_id):
+            raise _already_resolved(uow, case, now)
+        uow.session.refresh(case)
         case.resolution = resolution.resolution.strip()
         case.root_cause = resolution.root_cause.strip() or None
         case.workaround = resolution.workaround.strip() or None
@@ -191,12 +193,21 @@ def resolve(
         card = CaseSnapshot.of(case, services.config)
         post_ids = [post.id for post in owed]
     problems = deliver(services, post_ids)
-    problem = refresh_card(services.slack, card)
+    problem = refresh_card(services, card)
     problems += [problem] if problem else []
     services.timers.case_changed(card.case_id)
     return Changed(
         card.case_id, card.case_number, card.status, card.incident_channel_id, tuple(problems)
     )
+
+
+def _already_resolved(uow: UnitOfWork, case: Case, now: datetime) -> SwarmError:
+    """Why a resolve lost: who resolved the case (just now, or earlier)."""
+    uow.session.refresh(case)  # what the winner committed
+    number = escape(case.case_number)
+    if case.resolved_by and case.resolved_at and now - case.resolved_at < JUST_NOW:
+        return SwarmError(f"Case {number} was just resolved by <@{case.resolved_by}>.")
+    return SwarmError(f"Case {number} is already resolved.")
 
 
 def resolution_text(case: Case, user_id: str) -> str:
@@ -231,18 +242,19 @@ def reopen(
     with services.uow() as uow:
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, case, user_id, "reopen", admin)
-        if case.is_open:
+        status = CaseStatus.ESCALATED if case.incident_channel_id else CaseStatus.SWARMING
+        resolved_at = case.resolved_at
+        # A conditional update, like resolve: of two reopens at once, one does it.
+        if case.is_open or not uow.cases.mark_reopened(case_id=case.id, status=status):
             raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")
-        case.status = CaseStatus.ESCALATED if case.incident_channel_id else CaseStatus.SWARMING
+        uow.session.refresh(case)
         uow.cases.add_event(
             case=case,
             kind="reopened",
             at=now,
             actor_id=user_id,
-            data={"resolved_at": case.resolved_at.isoformat() if case.resolved_at else None},
+            data={"resolved_at": resolved_at.isoformat() if resolved_at else None},
         )
-        case.resolved_at = None
-        case.resolved_by = None
         restart_resolution_clock(uow, services.config, case, now)
         text = f":leftwards_arrow_with_hook: <@{user_id}> reopened case {escape(case.case_number)}."
         owed = []
@@ -285,7 +297,7 @@ def reopen(
                     )
                 uow.commit()
     problems += deliver(services, post_ids)
-    problem = refresh_card(services.slack, card)
+    problem = refresh_card(services, card)
     problems += [problem] if problem else []
     services.timers.case_changed(card.case_id)
     return Changed(

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 from storage.domain import CaseStatus, Urgency
 from storage.uow import UnitOfWork
 from workflows.access import require_can_see
+from workflows.announcements import CARD, THREAD, deliver
 from workflows.config import SwarmConfig
 from workflows.errors import CaseNotFound, NotALead, SlackUnavailable, SwarmError
-from workflows.ports import SlackGateway
 from workflows.routing import channel_for, is_admin, is_lead, leads_of
 from workflows.services import Services
 from workflows.snapshot import CaseSnapshot
@@ -221,23 +221,37 @@ def fire_timer(
         leads = leads_of(uow, services.config, team_id=case.team_id, topic_key=case.topic_key)
         card = CaseSnapshot.of(case, services.config)
         due = timer.due if breach else _due_of(case, kind)
-        uow.commit()
-    try:
+        # Owed with the mark, in one transaction: each message is sent exactly once, each on
+        # its own (one lead Slack refuses does not cost the others their alert).
         if breach:
-            _alert_leads(services.slack, card, leads, target_name, length, now - due)
+            text = _alert_text(card, target_name, length, now - due)
+            owed = [
+                uow.cases.owe_post(case=case, channel_id=lead, text=text, at=now) for lead in leads
+            ]
+            if not leads:  # a topic nobody leads: the swarm itself is told
+                owed.append(
+                    uow.cases.owe_post(
+                        case=case, kind=THREAD, channel_id=case.channel_id, text=text, at=now
+                    )
+                )
+            owed.append(
+                uow.cases.owe_post(
+                    case=case, kind=CARD, channel_id=case.channel_id, text="", at=now
+                )
+            )
+        elif case.thread_ts:
+            text = _reminder_text(card, target_name, length, due - now)
+            owed = [
+                uow.cases.owe_post(
+                    case=case, kind=THREAD, channel_id=case.channel_id, text=text, at=now
+                )
+            ]
         else:
-            _remind(services.slack, card, target_name, length, due - now)
-    except SlackUnavailable as exc:
-        # Slack did not take it: give the mark back so the next reconciliation sends it.
-        log.warning("case %s: %s not sent yet: %s", card.case_number, kind, exc)
-        with services.uow() as uow:
-            uow.schedule.claim_mark(case_id=case_id, column=MARK[kind], now=None, expected=now)
-            uow.commit()
-        return False
-    except Exception:
-        # A lasting refusal (thread or channel gone): sending again would not help.
-        log.exception("case %s: %s could not be sent", card.case_number, kind)
-        return False
+            owed = []
+        uow.commit()
+        post_ids = [post.id for post in owed]
+    for problem in deliver(services, post_ids):
+        log.warning("case %s: %s not all sent yet: %s", card.case_number, kind, problem)
     return True
 
 
@@ -245,47 +259,28 @@ def _due_of(case: Any, kind: str) -> datetime:
     return case.first_response_due if kind == FIRST_RESPONSE_REMINDER else case.resolution_due
 
 
-def _remind(
-    slack: SlackGateway, card: CaseSnapshot, target: str, length: timedelta, left: timedelta
-) -> None:
-    if not card.thread_ts:
-        return
+def _reminder_text(card: CaseSnapshot, target: str, length: timedelta, left: timedelta) -> str:
     if target == "first response":
-        text = (
+        return (
             f":hourglass_flowing_sand: No reply yet to case {escape(card.case_number)}: the "
             f"{target} SLA ({duration(length)}, {card.urgency}) is breached in {duration(left)}. "
             "Can someone take it?"
         )
-    else:
-        who = f"<@{card.assignee_id}>" if card.assignee_id else "Swarm"
-        text = (
-            f":hourglass_flowing_sand: {who}, case {escape(card.case_number)} must be resolved "
-            f"within {duration(left)} to meet its {target} SLA "
-            f"({duration(length)}, {card.urgency})."
-        )
-    slack.post_in_thread(card.channel_id, card.thread_ts, text)
+    who = f"<@{card.assignee_id}>" if card.assignee_id else "Swarm"
+    return (
+        f":hourglass_flowing_sand: {who}, case {escape(card.case_number)} must be resolved "
+        f"within {duration(left)} to meet its {target} SLA "
+        f"({duration(length)}, {card.urgency})."
+    )
 
 
-def _alert_leads(
-    slack: SlackGateway,
-    card: CaseSnapshot,
-    leads: Sequence[str],
-    target: str,
-    length: timedelta,
-    late: timedelta,
-) -> None:
+def _alert_text(card: CaseSnapshot, target: str, length: timedelta, late: timedelta) -> str:
     late_text = f" ({duration(late)} ago)" if late >= timedelta(minutes=1) else ""
     link = case_link(card.case_number, card.permalink)
-    text = (
+    return (
         f":rotating_light: Case {link} ({card.urgency}, {escape(card.topic_label)}) "
         f"breached its {target} SLA of {duration(length)}{late_text}: {escape(card.summary)}"
     )
-    for lead in leads:
-        slack.tell(lead, text)
-    if not leads and card.thread_ts:
-        # A topic nobody leads: the swarm itself is told.
-        slack.post_in_thread(card.channel_id, card.thread_ts, text)
-    slack.update_case_card(card)
 
 
 # -- quiet swarms ----------------------------------------------------------------------------

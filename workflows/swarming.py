@@ -81,7 +81,7 @@ def join(
         uow.commit()
         card = CaseSnapshot.of(case, services.config)
     services.timers.case_changed(card.case_id)
-    refresh_card(services.slack, card)
+    refresh_card(services, card)
     return Outcome(card, f"You joined the swarm of case {number}.", True)
 
 
@@ -195,7 +195,7 @@ def _assign(
         card = CaseSnapshot.of(case, services.config)
         post_id = post.id
     services.timers.case_changed(card.case_id)
-    refresh_card(services.slack, card)
+    refresh_card(services, card)
     for problem in deliver(services, [post_id]):
         log.warning("case %s: assignment note not posted yet: %s", card.case_number, problem)
     if user_id == actor_id:

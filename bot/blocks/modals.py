@@ -154,6 +154,17 @@ def case_metadata_of(view: dict) -> CaseMetadata | None:
         return None
 
 
+def waiting_modal(title: str, text: str = ":hourglass_flowing_sand: Just a moment…") -> View:
+    """A modal with only a message: opened at once while the form is prepared, or saying why
+    there is no form."""
+    return View(
+        type="modal",
+        title=title,
+        close="Close",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT_MAX)))],
+    )
+
+
 def _case_title(card: CaseSnapshot) -> str:
     return clip(f"Case {card.case_number}: {card.summary}", SECTION_TEXT_MAX)
 

@@ -93,7 +93,12 @@ def escalated_text(result: Escalated) -> str:
     """What a lead is told after `/swarm escalate`, `/swarm sev` or the Escalate modal."""
     number = escape(result.case_number)
     where = f"<#{result.channel_id}>"
-    if result.unchanged:
+    if result.pending:
+        text = (
+            f"Case {number} is being escalated right now; sev{result.severity} will be applied "
+            "as soon as that completes."
+        )
+    elif result.unchanged:
         text = f"Case {number} already is sev{result.severity} in {where}."
     elif result.renamed_from:
         text = (

@@ -7,12 +7,14 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from slack_sdk.models.views import View
 
 from bot.blocks.modals import CaseMetadata, escalate_modal, resolve_modal
 from bot.blocks.replies import search_results
 from bot.context import services_of, team_of
 from bot.ids import Action
 from bot.listeners.errors import guarded
+from bot.listeners.opening import open_first
 from workflows import escalation, resolution, search, swarming
 from workflows.errors import SwarmError
 
@@ -74,15 +76,18 @@ def escalate(
 ) -> None:
     """Escalate (leads only): the modal asking severity, reason and confidentiality."""
     ack()
-    form = escalation.escalation_form(
-        services_of(context),
-        team_id=team_of(body, context),
-        user_id=body["user"]["id"],
-        case_id=_case_id(action),
-    )
-    metadata = CaseMetadata(case_id=form.card.case_id, origin_channel_id=_origin(body))
-    view = escalate_modal(form.card, severity=form.severity, metadata=metadata)
-    client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    def prepare() -> View:
+        form = escalation.escalation_form(
+            services_of(context),
+            team_id=team_of(body, context),
+            user_id=body["user"]["id"],
+            case_id=_case_id(action),
+        )
+        metadata = CaseMetadata(case_id=form.card.case_id, origin_channel_id=_origin(body))
+        return escalate_modal(form.card, severity=form.severity, metadata=metadata)
+
+    open_first(client, body["trigger_id"], "Escalate case", prepare)
 
 
 def resolve(
@@ -90,14 +95,18 @@ def resolve(
 ) -> None:
     """Resolve (filer, assignee, swarm, leads): the resolve modal."""
     ack()
-    card = resolution.require_may_resolve(
-        services_of(context),
-        team_id=team_of(body, context),
-        user_id=body["user"]["id"],
-        case_id=_case_id(action),
-    )
-    metadata = CaseMetadata(case_id=card.case_id, origin_channel_id=_origin(body))
-    client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(card, metadata=metadata))
+
+    def prepare() -> View:
+        card = resolution.require_may_resolve(
+            services_of(context),
+            team_id=team_of(body, context),
+            user_id=body["user"]["id"],
+            case_id=_case_id(action),
+        )
+        metadata = CaseMetadata(case_id=card.case_id, origin_channel_id=_origin(body))
+        return resolve_modal(card, metadata=metadata)
+
+    open_first(client, body["trigger_id"], "Resolve case", prepare)
 
 
 def register(app: App) -> None:

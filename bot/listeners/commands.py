@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from slack_sdk.models.views import View
 
 from bot.blocks.home import stats_message
 from bot.blocks.modals import CaseMetadata, IntakeMetadata, intake_modal, resolve_modal
@@ -25,6 +26,7 @@ from bot.command_parser import Command, UsageError, help_text, parse
 from bot.context import services_of, team_of
 from bot.ids import COMMAND
 from bot.listeners.errors import guarded
+from bot.listeners.opening import open_first
 from storage.domain import Role
 from workflows import (
     cases,
@@ -214,13 +216,20 @@ def resolve(
     """`/swarm resolve <case> [text]`: resolve with the text, or open the resolve modal."""
     team_id = team_of(command, None)
     if not parsed.text:
-        card = resolution.require_may_resolve(
-            services, team_id=team_id, user_id=command["user_id"], case_number=parsed.case_number
-        )
-        metadata = CaseMetadata(case_id=card.case_id, origin_channel_id=command.get("channel_id"))
-        client.views_open(
-            trigger_id=command["trigger_id"], view=resolve_modal(card, metadata=metadata)
-        )
+
+        def prepare() -> View:
+            card = resolution.require_may_resolve(
+                services,
+                team_id=team_id,
+                user_id=command["user_id"],
+                case_number=parsed.case_number,
+            )
+            origin = command.get("channel_id")
+            return resolve_modal(
+                card, metadata=CaseMetadata(case_id=card.case_id, origin_channel_id=origin)
+            )
+
+        open_first(client, command["trigger_id"], "Resolve case", prepare)
         return None
     changed = resolution.resolve(
         services,
