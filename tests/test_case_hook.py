@@ -16,6 +16,7 @@ from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import cards, file, services
 from workflows import signing
+from workflows.announcements import deliver_owed
 from workflows.intake import publish_pending
 from workflows.tickets import case_fields, urgency_of
 
@@ -320,5 +321,7 @@ def test_when_the_filers_note_fails_the_ticket_still_gets_its_thread(
     status, body = post(bot, TICKET)
     assert status == 201 and body["thread_permalink"] == cases(bot)[0].permalink
     assert fake.dms("U0AGENT01") == []
+    bot.swarm.clock.advance(minutes=1)  # the owed note backs off after its failure
     publish_pending(services(bot))
+    deliver_owed(services(bot))  # the posts:retry sweep
     assert len(fake.dms("U0AGENT01")) == 1

@@ -168,10 +168,9 @@ def test_escalate_from_home_opens_the_escalation_form_for_leads_only(
     case = file_at(bot, fake, clock, "1001")
     open_home(bot, fake, EXPERT)
     click(bot, fake, EXPERT, Action.HOME_ESCALATE, case)
-    assert fake.opened_views() == [] or all(
-        v.get("callback_id") != "swarm-escalate" for v in fake.opened_views()
-    )
-    assert any("lead" in m["text"] for m in fake.dms(EXPERT))
+    assert all(v.get("callback_id") != "swarm-escalate" for v in fake.opened_views())
+    # The modal opens at once (a trigger lives 3 s), then says why there is no form.
+    assert "lead" in str(fake.opened_views()[-1]["blocks"])
     open_home(bot, fake, LEAD)
     click(bot, fake, LEAD, Action.HOME_ESCALATE, case)
     assert fake.opened_views()[-1]["callback_id"] == "swarm-escalate"

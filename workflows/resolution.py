@@ -144,6 +144,7 @@ def resolve(
         if not case.is_open or not uow.cases.mark_resolved(case_id=case.id, at=now, by=user_id):
             raise _already_resolved(uow, case, now)
         uow.session.refresh(case)
+        case.resolved_at = now  # through the model too: it keeps the case's durations
         case.resolution = resolution.resolution.strip()
         case.root_cause = resolution.root_cause.strip() or None
         case.workaround = resolution.workaround.strip() or None
@@ -248,6 +249,7 @@ def reopen(
         if case.is_open or not uow.cases.mark_reopened(case_id=case.id, status=status):
             raise SwarmError(f"Case {escape(case.case_number)} is not resolved.")
         uow.session.refresh(case)
+        case.resolved_at = None  # through the model too: it keeps the case's durations
         uow.cases.add_event(
             case=case,
             kind="reopened",
