@@ -117,12 +117,13 @@ class CaseRepository:
         )
         return bool(result.rowcount)
 
-    def mark_resolved(self, *, case_id: int, at: datetime, by: str) -> bool:
-        """Resolve a case if it is still open; False when someone resolved it first."""
+    def mark_resolved(self, *, case_id: int, at: datetime, by: str, **resolution: Any) -> bool:
+        """Resolve a case (with its `resolution` fields) if it is still open; False when
+        someone resolved it first."""
         result = self.session.execute(
             update(Case)
             .where(Case.id == case_id, Case.status != CaseStatus.RESOLVED)
-            .values(status=CaseStatus.RESOLVED, resolved_at=at, resolved_by=by)
+            .values(status=CaseStatus.RESOLVED, resolved_at=at, resolved_by=by, **resolution)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)

@@ -141,14 +141,19 @@ def resolve(
         case = find_case(uow, team_id=team_id, case_id=visible.case_id)
         _check(uow, services.config, case, user_id, "resolve", admin)
         # A conditional update: of two resolves at once, one wins and the other is told.
-        if not case.is_open or not uow.cases.mark_resolved(case_id=case.id, at=now, by=user_id):
+        # The whole resolution in that one update: what watches status changes sees all of it.
+        stored = {
+            "resolution": resolution.resolution.strip(),
+            "root_cause": resolution.root_cause.strip() or None,
+            "workaround": resolution.workaround.strip() or None,
+            "kb_link": resolution.kb_link.strip() or None,
+        }
+        if not case.is_open or not uow.cases.mark_resolved(
+            case_id=case.id, at=now, by=user_id, **stored
+        ):
             raise _already_resolved(uow, case, now)
         uow.session.refresh(case)
         case.resolved_at = now  # through the model too: it keeps the case's durations
-        case.resolution = resolution.resolution.strip()
-        case.root_cause = resolution.root_cause.strip() or None
-        case.workaround = resolution.workaround.strip() or None
-        case.kb_link = resolution.kb_link.strip() or None
         record_changed(case, now)  # its vector is made in the background
         uow.cases.add_event(
             case=case,
