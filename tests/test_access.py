@@ -189,3 +189,16 @@ def test_search_asks_slack_who_may_read_only_between_transactions(
     assert said(bot, fake, "search webhooks", "U0AGENT01").startswith("Results 1–")
     assert fake.calls_to("conversations.members")
     assert not said(bot, fake, "search webhooks", STRANGER).startswith("Results")
+
+
+def test_when_slack_cannot_say_who_may_see_a_case_nothing_changes_and_the_member_is_told(
+    bot: RunningBot, fake: FakeSlack, private_case: Case
+) -> None:
+    bot.swarm.channels = ChannelAccess()  # nothing remembered: the rule must ask Slack
+    before = snapshot(bot)
+    fake.outage(60, method="conversations.info")
+    fake.outage(60, method="conversations.members")
+    text = said(bot, fake, "claim 27343", "U0AGENT01")
+    assert "cannot check who may see case 27343" in text
+    assert "Nothing was changed" in text and "saved" not in text
+    assert snapshot(bot) == before

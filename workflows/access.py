@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workflows.errors import CaseNotFound, SwarmError
+from workflows.errors import CaseNotFound, SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
 from workflows.services import Services
 from workflows.text import escape
@@ -34,9 +34,28 @@ def channels_of(channel_id: str | None, incident_channel_id: str | None) -> list
     return [c for c in (channel_id, incident_channel_id) if c]
 
 
+class AccessUnknown(SwarmError):
+    """Slack could not say who may see a case, so nothing was shown or changed."""
+
+    def __init__(self, case_number: str) -> None:
+        super().__init__(
+            f"Slack is not answering, so I cannot check who may see case {escape(case_number)}. "
+            "Nothing was changed; please try again in a minute."
+        )
+
+
 def can_see(slack: SlackGateway, user_id: str, channels: Iterable[str]) -> bool:
     """Whether the user reads every channel the case lives in (public ones: everyone)."""
     return all(slack.can_read(user_id, channel) for channel in channels)
+
+
+def _checked(slack: SlackGateway, user_id: str, channels: list[str], case_number: str) -> bool:
+    """can_see, or AccessUnknown when Slack cannot be asked (never a guess either way)."""
+    try:
+        return can_see(slack, user_id, channels)
+    except SlackUnavailable:
+        log.warning("access to case %s unknown: Slack unavailable", case_number)
+        raise AccessUnknown(case_number) from None
 
 
 def require_can_see(
@@ -61,7 +80,7 @@ def require_can_see(
             raise CaseNotFound(case_number or str(case_id))
         visible = Visible(case.id, case.case_number)
         channels = channels_of(case.channel_id, case.incident_channel_id)
-    if not can_see(services.slack, user_id, channels):
+    if not _checked(services.slack, user_id, channels, visible.case_number):
         log.info("case %s hidden from %s (private channel)", visible.case_id, user_id)
         raise CaseNotFound(case_number if case_number is not None else visible.case_number)
     return visible
@@ -72,7 +91,7 @@ def require_may_be_given(services: Services, visible: Visible, user_id: str) -> 
     with services.uow.read() as uow:
         case = uow.cases.get(visible.case_id)
         channels = channels_of(case.channel_id, case.incident_channel_id) if case else []
-    if not can_see(services.slack, user_id, channels):
+    if not _checked(services.slack, user_id, channels, visible.case_number):
         raise SwarmError(
             f"<@{user_id}> is not a member of the private channel of case "
             f"{escape(visible.case_number)}; invite them there first."

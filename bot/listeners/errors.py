@@ -35,7 +35,10 @@ def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> N
     """Tell the user what happened; log what they cannot act on."""
     if isinstance(error, SlackUnavailable):
         log.warning("slack unavailable: %s", error)
-        text = "Slack is not answering right now; what you did is saved and will be retried."
+        text = (
+            "Slack is not answering right now; please try again in a minute. What was already "
+            "saved reaches Slack when it is back."
+        )
     elif isinstance(error, SwarmError):
         text = str(error)
     elif database_down(error):
