@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from storage.metrics import Window
 from workflows.metrics import duration
 from workflows.services import Services
-from workflows.sla import swarm_channels
+from workflows.sla import every_swarm_channel
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,8 @@ def post_weekly_charts(services: Services) -> int:
     """
     now = services.clock.now()
     year, week, _ = now.isocalendar()
-    with services.uow.read() as uow:
-        targets = [
-            (team, channel)
-            for team in uow.schedule.team_ids()
-            for channel in swarm_channels(uow, services.config, team_id=team)
-        ]
     sent = 0
-    for team, channel in targets:
+    for team, channel in every_swarm_channel(services):
         key = f"weekly:{team}:{channel}:{year}-W{week:02d}"
         with services.uow() as uow:
             if not uow.schedule.claim_run(key=key, at=now):

@@ -346,6 +346,16 @@ def swarm_channels(uow: UnitOfWork, config: SwarmConfig, *, team_id: str) -> lis
     return [c for c in channels if not c.startswith("#")]
 
 
+def every_swarm_channel(services: Services) -> list[tuple[str, str]]:
+    """(workspace, channel) for every swarm channel the bot knows, read without a write lock."""
+    with services.uow.read() as uow:
+        return [
+            (team, channel)
+            for team in uow.schedule.team_ids()
+            for channel in swarm_channels(uow, services.config, team_id=team)
+        ]
+
+
 def digest_text(
     open_cases: Sequence[Any], resolved_yesterday: int, now: datetime, *, show: int = 10
 ) -> str:
@@ -375,14 +385,8 @@ def send_digests(services: Services) -> int:
     """Post today's digest to each swarm channel that has not had it; return how many."""
     now = services.clock.now()
     today = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    with services.uow() as uow:
-        targets = [
-            (team, channel)
-            for team in uow.schedule.team_ids()
-            for channel in swarm_channels(uow, services.config, team_id=team)
-        ]
     sent = 0
-    for team, channel in targets:
+    for team, channel in every_swarm_channel(services):
         key = f"digest:{team}:{channel}:{today.date().isoformat()}"
         with services.uow() as uow:
             if not uow.schedule.claim_run(key=key, at=now):
