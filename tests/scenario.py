@@ -228,3 +228,22 @@ def fresh_url(databases: Databases, backend: str, tmp_path: Path) -> str:
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return databases.admin_url().rsplit("/", 1)[0] + f"/{name}"
+
+
+def swarmbot(fake: FakeSlack, db_url: str, tmp_path: Path, *args: str) -> Any:
+    """Run a `swarmbot` command in-process on this database and fake Slack (a click Result)."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    config = tmp_path / "swarm.yaml"
+    config.write_text(TEST_CONFIG)
+    env = {
+        "DATABASE_URL": db_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": fake.url,
+        "SWARM_CONFIG": str(config),
+        "SLACK_APP_TOKEN": "",
+        "SLACK_SIGNING_SECRET": "",
+    }
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)

@@ -5,29 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.cli import main
 from storage.domain import CaseStatus
 from storage.models import Message
-from tests.conftest import BOT_TOKEN, TEST_CONFIG, RunningBot
+from tests.conftest import RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import changed_event, deleted_event, filed_case, reply_event
-
-
-def swarmbot(fake: FakeSlack, db_url: str, tmp_path: Path, *args: str):
-    config = tmp_path / "swarm.yaml"
-    config.write_text(TEST_CONFIG)
-    env = {
-        "DATABASE_URL": db_url,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake.url,
-        "SWARM_CONFIG": str(config),
-        "SLACK_APP_TOKEN": "",
-        "SLACK_SIGNING_SECRET": "",
-    }
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+from tests.scenario import changed_event, deleted_event, filed_case, reply_event, swarmbot
 
 
 def stored(bot: RunningBot) -> list[Message]:

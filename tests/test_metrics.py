@@ -15,14 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from bot.cli import main
 from storage.domain import CaseStatus, Urgency
 from storage.models import Case
-from tests.conftest import BOT_TOKEN, TEAM, TEST_CONFIG, FakeClock, RunningBot
+from tests.conftest import TEAM, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
 from tests.scenario import gateway, services
+from tests.scenario import swarmbot as run_swarmbot
 from workflows import metrics, record
 from workflows.errors import SwarmError, UnknownTopic
 from workflows.escalation import escalate
@@ -425,18 +424,9 @@ def test_durations_show_to_the_second_under_an_hour() -> None:
 
 
 def swarmbot(fake: FakeSlack, db_url: str, tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
-    config = tmp_path / "swarm.yaml"
-    config.write_text(TEST_CONFIG)
-    env = {
-        "DATABASE_URL": db_url,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake.url,
-        "SWARM_CONFIG": str(config),
-        "SLACK_APP_TOKEN": "",
-        "SLACK_SIGNING_SECRET": "",
-    }
+    """`swarmbot stats` as of the scripted timeline's NOW."""
     until = ["--until", NOW.strftime("%Y-%m-%dT%H:%M:%S")] if args[:1] == ("stats",) else []
-    return CliRunner().invoke(main, [*args, *until], env=env, catch_exceptions=False)
+    return run_swarmbot(fake, db_url, tmp_path, *args, *until)
 
 
 def test_swarmbot_stats_prints_the_same_figures_as_json_csv_and_a_table(

@@ -6,16 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from bot.cli import main
 from bot.gateway import web_client
 from storage.db import create_db_engine
 from storage.models import Case, CaseVector, PendingPost
-from tests.conftest import BOT_TOKEN, TEST_CONFIG, RunningBot
+from tests.conftest import BOT_TOKEN, RunningBot
 from tests.fakeslack import FakeSlack
-from tests.scenario import answer, file, reply_event
+from tests.scenario import answer, file, reply_event, swarmbot
 from tests.similar_eval import load_resolved, load_set
 from workflows import similarity
 from workflows.announcements import deliver_owed
@@ -283,23 +281,13 @@ def test_embed_cases_backfills_cases_resolved_before_the_upgrade(
     data["resolved"] = data["resolved"][:12]
     load_resolved(engine, data, TEAM)
     engine.dispose()
-    config = tmp_path / "swarm.yaml"
-    config.write_text(TEST_CONFIG)
-    env = {
-        "DATABASE_URL": db_url,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake.url,
-        "SWARM_CONFIG": str(config),
-        "SLACK_APP_TOKEN": "",
-        "SLACK_SIGNING_SECRET": "",
-    }
-    result = CliRunner().invoke(main, ["embed-cases"], env=env, catch_exceptions=False)
+    result = swarmbot(fake, db_url, tmp_path, "embed-cases")
     assert result.exit_code == 0, result.output
     assert "Embedding resolved cases" in result.output
     assert re.search(r"embedded 12 resolved case\(s\)", result.output)
-    again = CliRunner().invoke(main, ["embed-cases"], env=env, catch_exceptions=False)
+    again = swarmbot(fake, db_url, tmp_path, "embed-cases")
     assert "embedded 0 resolved case(s)" in again.output
-    everything = CliRunner().invoke(main, ["embed-cases", "--all"], env=env)
+    everything = swarmbot(fake, db_url, tmp_path, "embed-cases", "--all")
     assert "embedded 12 resolved case(s)" in everything.output
     with bot.uow() as uow:
         assert len(uow.session.scalars(select(CaseVector.case_id)).all()) == 12
