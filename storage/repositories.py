@@ -72,14 +72,43 @@ class CaseRepository:
         """The case an incident channel belongs to."""
         return self.session.scalar(select(Case).where(Case.incident_channel_id == channel_id))
 
-    def open_queue(self, *, team_id: str, channel_id: str | None = None) -> Sequence[Case]:
-        """Cases not resolved, oldest first; optionally only those routed to one channel."""
-        query = select(Case).where(Case.team_id == team_id, Case.status != CaseStatus.RESOLVED)
+    def _open_in(self, *, team_id: str, channel_id: str | None) -> list[Any]:
+        where = [Case.team_id == team_id, Case.status != CaseStatus.RESOLVED]
         if channel_id is not None:
-            query = query.where(
-                or_(Case.channel_id == channel_id, Case.incident_channel_id == channel_id)
+            where.append(or_(Case.channel_id == channel_id, Case.incident_channel_id == channel_id))
+        return where
+
+    def open_places(
+        self, *, team_id: str, channel_id: str | None = None
+    ) -> list[tuple[str, str | None, int]]:
+        """(swarm channel, incident channel, open cases) of the cases not resolved: who may
+        see a case depends only on these two, so access is checked once per pair."""
+        rows = self.session.execute(
+            select(Case.channel_id, Case.incident_channel_id, func.count(Case.id))
+            .where(*self._open_in(team_id=team_id, channel_id=channel_id))
+            .group_by(Case.channel_id, Case.incident_channel_id)
+        )
+        return [(c, i, int(n)) for c, i, n in rows]
+
+    def open_queue(
+        self,
+        *,
+        team_id: str,
+        channel_id: str | None = None,
+        hidden: Sequence[tuple[str, str | None]] = (),
+        limit: int | None = None,
+    ) -> Sequence[Case]:
+        """Cases not resolved, oldest first; optionally only those routed to one channel,
+        leaving out those living in a (swarm channel, incident channel) pair of `hidden`."""
+        where = self._open_in(team_id=team_id, channel_id=channel_id)
+        for swarm, incident in hidden:
+            # (NULL-safe: a case with no incident channel is never NULL-ed out of the queue)
+            lives_there = and_(
+                Case.channel_id == swarm, Case.incident_channel_id.is_not_distinct_from(incident)
             )
-        return self.session.scalars(query.order_by(Case.created_at, Case.id)).all()
+            where.append(~lives_there)
+        query = select(Case).where(*where).order_by(Case.created_at, Case.id).limit(limit)
+        return self.session.scalars(query).all()
 
     def cards_to_post(self, *, stale_before: datetime) -> Sequence[int]:
         """Ids of cases whose card is not posted and not being posted by someone else now."""

@@ -7,6 +7,8 @@ answer they would get for a case that does not exist, and nothing changes.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -202,3 +204,46 @@ def test_when_slack_cannot_say_who_may_see_a_case_nothing_changes_and_the_member
     assert "cannot check who may see case 27343" in text
     assert "Nothing was changed" in text and "saved" not in text
     assert snapshot(bot) == before
+
+
+def test_a_long_queue_lists_its_oldest_forty_and_counts_only_what_the_user_may_see(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    """`/swarm status` loads only the cases it shows and asks Slack once per pair of channels
+    (swarm, incident), however long the queue is."""
+    fake.add_channel(
+        "C0INC0001", "help-api-sev1-1", is_private=True, members=[fake.bot_user_id, *MEMBERS]
+    )
+    _view, reply = file(bot, fake)
+    assert reply.body == ""
+    with bot.uow() as uow:
+        first = uow.session.scalars(select(Case)).one()
+        columns = {c.key: getattr(first, c.key) for c in Case.__table__.columns if c.key != "id"}
+        for n in range(1, 45):  # 44 more, newer; three of them escalated into a private room
+            uow.session.add(
+                Case(
+                    **{
+                        **columns,
+                        "case_number": str(27343 + n),
+                        "thread_ts": f"{float(first.thread_ts) + n:.6f}",
+                        "intake_view_id": None,
+                        "created_at": first.created_at + timedelta(minutes=n),
+                        "incident_channel_id": "C0INC0001" if n in (2, 3, 4) else None,
+                    }
+                )
+            )
+        uow.commit()
+    asked = len(fake.calls_to("conversations.members")) + len(fake.calls_to("conversations.info"))
+    member = said(bot, fake, "status", "U0AGENT01")
+    lines = member.split("\n")
+    assert lines[0].startswith("*45 open cases*") and len(member) <= 3000
+    assert 10 < len(lines) - 2 <= 40 and lines[-1] == f"… and {45 - (len(lines) - 2)} more."
+    assert "27343" in lines[1] and "27344" in lines[2] and "27345" in lines[3]  # oldest first
+    stranger = said(bot, fake, "status", STRANGER)
+    lines = stranger.split("\n")
+    assert lines[0].startswith("*42 open cases*")
+    assert lines[-1] == f"… and {42 - (len(lines) - 2)} more."
+    assert not any(f"2734{n}" in stranger for n in (5, 6, 7))
+    assert "27344" in lines[2] and "27348" in lines[3]
+    calls = len(fake.calls_to("conversations.members")) + len(fake.calls_to("conversations.info"))
+    assert calls - asked <= 8  # two pairs of channels, two users: not one call per case

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from storage.domain import CaseStatus
@@ -85,24 +86,47 @@ def case_card(services: Services, *, team_id: str, case_number: str, user_id: st
         )
 
 
+@dataclass(frozen=True)
+class QueuePage:
+    """The first cases of an open queue the user may see, and how many they may see in all."""
+
+    cases: list[CaseSnapshot]
+    total: int
+
+
 def open_queue(
     services: Services,
     *,
     team_id: str,
     user_id: str,
     channel_id: str | None = None,
-) -> list[CaseSnapshot]:
-    """Open cases the user may see (escalated included), oldest first, optionally of a channel."""
+    limit: int | None = None,
+) -> QueuePage:
+    """Open cases the user may see (escalated included), oldest first, optionally of a channel:
+    the first `limit` of them (all when None) and their number.
+
+    Who may see a case depends only on its swarm and incident channels, so the queue is
+    counted per pair of channels, each pair is checked once (with no transaction open), and
+    only the cases shown are loaded.
+    """
     with services.uow.read() as uow:
-        queue = [
-            CaseSnapshot.of(c, services.config)
-            for c in uow.cases.open_queue(team_id=team_id, channel_id=channel_id)
-        ]
-    return [
-        card
-        for card in queue
-        if can_see(services.slack, user_id, channels_of(card.channel_id, card.incident_channel_id))
+        places = uow.cases.open_places(team_id=team_id, channel_id=channel_id)
+    hidden = [
+        (swarm, incident)
+        for swarm, incident, _n in places
+        if not can_see(services.slack, user_id, channels_of(swarm, incident))
     ]
+    total = sum(n for swarm, incident, n in places if (swarm, incident) not in hidden)
+    if total == 0:
+        return QueuePage([], 0)
+    with services.uow.read() as uow:
+        shown = [
+            CaseSnapshot.of(c, services.config)
+            for c in uow.cases.open_queue(
+                team_id=team_id, channel_id=channel_id, hidden=hidden, limit=limit
+            )
+        ]
+    return QueuePage(shown, total)
 
 
 def workspaces(services: Services) -> list[str]:

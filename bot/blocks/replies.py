@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from bot.blocks.elements import CONTEXT_TEXT_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT
 from bot.ids import Action
 from storage.domain import Role
 from storage.search import END_MARK, MARK
+from workflows.cases import QueuePage
 from workflows.config import SwarmConfig
 from workflows.incident_room import Escalated
 from workflows.resolution import Changed
@@ -154,19 +154,30 @@ def case_status(card: CaseSnapshot, now: datetime) -> str:
     return clip("\n".join(lines), MESSAGE_TEXT_MAX)
 
 
-def queue_status(cards: Sequence[CaseSnapshot], now: datetime, channel_id: str) -> str:
-    """The `/swarm status` answer: this channel's open queue."""
+QUEUE_SHOWN = 40  # cases listed by `/swarm status`; the rest are counted
+
+
+def queue_status(page: QueuePage, now: datetime, channel_id: str) -> str:
+    """The `/swarm status` answer: this channel's open queue (its first QUEUE_SHOWN cases)."""
+    cards = page.cases
     if not cards:
         return f"No open cases in <#{channel_id}>. :tada:"
     oldest = _age(cards[0].created_at, now)
+    total = max(page.total, len(cards))
     head = (
-        f"*{len(cards)} open case{'s' if len(cards) != 1 else ''}* in <#{channel_id}>"
+        f"*{total} open case{'s' if total != 1 else ''}* in <#{channel_id}>"
         f" (oldest waiting {oldest}):"
     )
-    lines = [head] + [case_line(c, now) for c in cards[:40]]
-    if len(cards) > 40:
-        lines.append(f"… and {len(cards) - 40} more.")
-    return clip("\n".join(lines), MESSAGE_TEXT_MAX)
+    # As many cases as fit in one message, whole, with room left to count the rest.
+    text, shown = head, 0
+    for card in cards[:QUEUE_SHOWN]:
+        line = case_line(card, now)
+        if len(text) + 1 + len(line) + len(f"\n… and {total} more.") > MESSAGE_TEXT_MAX:
+            break
+        text, shown = f"{text}\n{line}", shown + 1
+    if total > shown:
+        text += f"\n… and {total - shown} more."
+    return clip(text, MESSAGE_TEXT_MAX)
 
 
 SNIPPET_MAX = 600

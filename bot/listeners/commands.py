@@ -12,6 +12,7 @@ from slack_sdk.models.views import View
 from bot.blocks.home import stats_message
 from bot.blocks.modals import CaseMetadata, IntakeMetadata, intake_modal, resolve_modal
 from bot.blocks.replies import (
+    QUEUE_SHOWN,
     Reply,
     case_status,
     changed_text,
@@ -88,7 +89,11 @@ def status(
         return Reply(case_status(card, now))
     channel_id = command["channel_id"]
     queue = cases.open_queue(
-        services, team_id=team_id, user_id=command["user_id"], channel_id=channel_id
+        services,
+        team_id=team_id,
+        user_id=command["user_id"],
+        channel_id=channel_id,
+        limit=QUEUE_SHOWN,
     )
     return Reply(queue_status(queue, now, channel_id))
 
