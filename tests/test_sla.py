@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.domain import CaseStatus
-from storage.models import Case, CaseEvent, Message
+from storage.models import Case, CaseEvent, Message, PendingPost
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import TEAM, FakeClock, RunningBot
 from tests.fakeslack import FakeSlack
@@ -419,4 +419,41 @@ def test_a_breach_in_a_topic_nobody_leads_is_told_in_the_thread(
     )
     [alert] = replies(fake, case)
     assert "breached its first response SLA of 1h" in alert
+    assert fake.dms("U0LEAD002") == []
+
+
+def test_a_breach_dm_goes_only_to_leads_who_may_see_the_private_case(
+    bot: RunningBot, fake: FakeSlack, clock: FakeClock
+) -> None:
+    """Private stays private, for the bot's own DMs too: a lead who is not in the case's
+    private channel is not shown it by an alert; the DM is given up, logged, and never sent."""
+    config = bot.config.model_copy(
+        update={
+            "topics": [
+                t.model_copy(update={"leads": ["U0LEAD001", "U0LEAD002"]}) if t.key == "api" else t
+                for t in bot.config.topics
+            ]
+        }
+    )
+    fake.add_channel(
+        "C0API0001",
+        "swarm-api",
+        is_private=True,
+        members=[fake.bot_user_id, "U0AGENT01", "U0LEAD001"],
+    )
+    case = open_case(bot.uow, config, clock, fake)
+    clock.advance(hours=1)
+    services = Services(bot.uow, config, gateway(fake), clock)
+    assert sla.fire_timer(services, case.id, sla.FIRST_RESPONSE)
+    [alert] = [m["text"] for m in fake.dms("U0LEAD001")]
+    assert "breached its first response SLA" in alert
+    assert fake.dms("U0LEAD002") == []  # leads api too, but is not in the private channel
+    with bot.uow() as uow:
+        [refused] = uow.session.scalars(
+            select(PendingPost).where(PendingPost.channel_id == "U0LEAD002")
+        ).all()
+        assert refused.sent_at is None and refused.given_up_at == clock.now()
+        assert "may not see case 27343" in (refused.last_error or "")
+    clock.advance(hours=1)
+    assert deliver_owed(services) == 0  # given up: never tried again
     assert fake.dms("U0LEAD002") == []

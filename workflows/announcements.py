@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from workflows.access import can_see, channels_of
 from workflows.errors import SlackUnavailable, SwarmError
 from workflows.ports import SlackGateway
 from workflows.services import Services
@@ -56,6 +57,10 @@ class _Owed:
     text: str
     attempts: int
     card: CaseSnapshot | None = None
+    # For a DM about a case: the channels the case lives in, which the person must read (the
+    # one access rule, checked when it is sent: membership changes while a post waits).
+    case_channels: tuple[str, ...] = ()
+    case_number: str = ""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -87,6 +92,7 @@ def deliver(
         error: str | None = None
         given_up = False
         try:
+            _may_be_told(services.slack, post)
             _send(services.slack, post)
         except SlackUnavailable as exc:
             error = str(exc)
@@ -136,6 +142,13 @@ def _take(services: Services, post_id: int) -> _Owed | None:
                 return None
             if post.kind == CARD:
                 card = CaseSnapshot.of(case, services.config)
+        case_channels: tuple[str, ...] = ()
+        case_number = ""
+        if post.channel_id.startswith(USER_PREFIXES) and post.case_id is not None:
+            case = uow.cases.get(post.case_id)
+            if case is not None and post.channel_id != case.filer_id:
+                case_channels = tuple(channels_of(case.channel_id, case.incident_channel_id))
+                case_number = case.case_number
         text = post.text
         if post.kind == LINK:
             case = uow.cases.get(post.case_id) if post.case_id is not None else None
@@ -153,9 +166,25 @@ def _take(services: Services, post_id: int) -> _Owed | None:
             text,
             post.attempts,
             card,
+            case_channels,
+            case_number,
         )
         uow.commit()
     return owed
+
+
+class NotAllowedToSee(SwarmError):
+    """The person a DM is owed to may not see its case (a private channel they are not in)."""
+
+
+def _may_be_told(slack: SlackGateway, post: _Owed) -> None:
+    """NotAllowedToSee (given up, never sent) when the DM would show a case to someone who
+    may not see it; SlackUnavailable (tried again later) when Slack cannot say."""
+    if post.case_channels and not can_see(slack, post.channel_id, post.case_channels):
+        raise NotAllowedToSee(
+            f"{post.channel_id} may not see case {post.case_number} (not a member of its "
+            "private channel): not sent"
+        )
 
 
 def _send(slack: SlackGateway, post: _Owed) -> None:
