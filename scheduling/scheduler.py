@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,11 +18,13 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
+from psycopg.errors import UniqueViolation
 from slack_sdk import WebClient
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.context import Swarm
+from scheduling.job_rows import JOB_DEFAULTS, TIMER_FUNC, JobRows, Row
 from scheduling.leadership import Never, leadership_for
 from scheduling.sweeps import SWEEPS, Runtime, set_runtime
 from storage.db import create_db_engine
@@ -33,18 +34,7 @@ from workflows import sla
 log = logging.getLogger(__name__)
 
 JOB_TABLE = FOREIGN_TABLES[0]
-JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
-TIMER_FUNC = "scheduling.sweeps:run_timer"
 SWEEP_FUNC = "scheduling.sweeps:run_sweep"
-# A stored timer's job state but for its id, name, trigger, args and due time (Job.__getstate__
-# of APScheduler 3; a test checks the two agree).
-TIMER_STATE = {
-    "version": 1,
-    "func": TIMER_FUNC,
-    "executor": "default",
-    "kwargs": {},
-    **JOB_DEFAULTS,
-}
 KIND_BITS = {kind: 1 << n for n, kind in enumerate(sla.KINDS)}
 RECONCILE_PAGE = 2000
 
@@ -75,6 +65,7 @@ class SwarmScheduler:
         self.reconcile_page = reconcile_page
         self.engine = create_db_engine(swarm.settings.database_url)
         self.store = SQLAlchemyJobStore(engine=self.engine, tablename=JOB_TABLE)
+        self.job_rows = JobRows()
         self.scheduler = BackgroundScheduler(
             timezone=UTC, jobstores={"default": self.store}, job_defaults=dict(JOB_DEFAULTS)
         )
@@ -237,44 +228,46 @@ class SwarmScheduler:
                 self.scheduler.wakeup()
         return armed
 
-    def _row(self, timer: sla.Timer) -> tuple[str, float, bytes]:
-        """A job store row for a timer, as APScheduler would write it (the state of a Job
-        made directly, without a Job: building 400,000 of those took most of a first start)."""
-        trigger = DateTrigger.__new__(DateTrigger)
-        trigger.run_date = timer.due
-        state = {
-            **TIMER_STATE,
-            "id": timer.job_id,
-            "name": timer.job_id,
-            "trigger": trigger,
-            "args": (timer.case_id, timer.kind),
-            "next_run_time": timer.due,
-        }
-        return (
-            timer.job_id,
-            timer.due.timestamp(),  # what datetime_to_utc_timestamp gives, 20x faster
-            pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
-        )
+    def _row(self, timer: sla.Timer) -> Row:
+        """A job store row for a timer, as APScheduler would write it (without a Job:
+        building 400,000 of those took most of a first start)."""
+        return self.job_rows.row(timer)
 
-    def _insert(self, rows: list[tuple[str, float, bytes]]) -> None:
-        """Insert job rows (id, next run time, pickled state) with the driver's executemany:
-        SQLAlchemy's per-row parameter handling took as long as pickling them."""
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = (
-            f"INSERT INTO {JOB_TABLE} (id, next_run_time, job_state) "
-            f"VALUES ({mark}, {mark}, {mark})"
-        )
+    def _insert(self, rows: list[Row]) -> None:
+        """Insert job rows (id, next run time, pickled state): COPY on PostgreSQL, the
+        driver's executemany on SQLite (SQLAlchemy's per-row parameter handling took as long
+        as pickling them)."""
         try:
             with self.engine.begin() as connection:
-                connection.exec_driver_sql(sql, rows)
-        except IntegrityError:
+                if self.engine.dialect.name == "postgresql":
+                    _copy_rows(connection, rows)
+                else:
+                    connection.exec_driver_sql(_INSERT.format(mark="?"), rows)
+        except (IntegrityError, UniqueViolation):
             # Another process armed some of them meanwhile: theirs are as good as ours.
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
             for row in rows:
                 try:
                     with self.engine.begin() as connection:
-                        connection.exec_driver_sql(sql, (row,))
+                        connection.exec_driver_sql(_INSERT.format(mark=mark), row)
                 except IntegrityError:
                     pass
+
+
+_INSERT = (
+    f"INSERT INTO {JOB_TABLE} (id, next_run_time, job_state) VALUES ({{mark}}, {{mark}}, {{mark}})"
+)
+
+
+def _copy_rows(connection: Any, rows: list[Row]) -> None:
+    """Rows into the job table with PostgreSQL's binary COPY."""
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        sql = f"COPY {JOB_TABLE} (id, next_run_time, job_state) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(sql) as copy:
+            copy.set_types(["text", "float8", "bytea"])
+            for row in rows:
+                copy.write_row(row)
 
 
 class ScheduledTimers:

@@ -24,6 +24,7 @@ from bot.cli import main
 from bot.context import Swarm
 from bot.gateway import web_client
 from bot.runtime import build_swarm
+from scheduling.job_rows import JobRows, job_state
 from scheduling.listing import pending_jobs
 from scheduling.scheduler import SwarmScheduler, start_scheduler
 from storage.db import create_db_engine
@@ -458,3 +459,37 @@ def test_a_timer_row_written_by_reconciliation_is_the_job_apscheduler_would_stor
     stored = leader.scheduler.get_job(timer.job_id)  # armed at start: the same row, loaded
     assert stored is not None and stored.next_run_time == timer.due
     assert stored.args == (case_id, timer.kind)
+
+
+def test_job_rows_from_templates_are_byte_for_byte_what_pickle_gives() -> None:
+    """A first start pickles 400,000 job states by filling in templates; every shape of
+    timer (each kind, case ids of every width and pickle encoding, due times alike and not)
+    must come out exactly as pickle.dumps of the state writes it."""
+    rows = JobRows()
+    due = datetime(2026, 11, 29, 9, 30, 15, 123456, tzinfo=UTC)
+    case_ids = [1, 9, 10, 255, 256, 999, 1000, 65535, 65536, 99999, 100000, 2**31 - 1, 2**31, 2**40]
+    for n, case_id in enumerate(case_ids * 3):
+        for kind in sla.KINDS:
+            moment = due + timedelta(seconds=n * 7919, microseconds=n) if n % 3 else due
+            timer = sla.Timer(case_id=case_id, kind=kind, due=moment)
+            assert rows.state(timer) == pickle.dumps(job_state(timer), pickle.HIGHEST_PROTOCOL)
+            assert rows.row(timer)[:2] == (timer.job_id, datetime_to_utc_timestamp(moment))
+    assert any(t is not None for t in rows._templates.values())  # the fast path ran
+    assert None in rows._templates.values()  # ids 0-9: "K\x01" is also the version
+
+
+def test_timers_another_process_armed_meanwhile_are_kept_not_an_error(
+    harness: Harness,
+) -> None:
+    """Reconciliation inserts a page of rows at once (COPY on PostgreSQL); when another
+    process armed one of them in between, the rest still go in, one by one."""
+    case_id = harness.file("27343", urgency="high")
+    leader = harness.scheduler()
+    timers = sla.timers_of(harness.case(case_id), leader.config)
+    with leader.engine.begin() as connection:
+        connection.execute(
+            leader.store.jobs_t.delete().where(leader.store.jobs_t.c.id.like("sla:%"))
+        )
+    leader._insert([leader._row(timers[0])])  # the other process's
+    leader._insert([leader._row(t) for t in timers])
+    assert sorted(harness.jobs()) == sorted(t.job_id for t in timers)
