@@ -102,6 +102,8 @@ def seed(db_url: str, cases: int) -> None:
                         "thread_ts": f"{1700000000 + i}.000100",
                         "card_attempts": 1,
                         "filer_notified_at": created,
+                        "permalink": f"https://example.slack.com/archives/C0API0001/p{i}",
+                        "similar_offered_at": created,
                         "created_at": created,
                         "updated_at": created,
                         "first_response_due": created + first,

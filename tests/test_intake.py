@@ -272,6 +272,42 @@ def test_a_card_slack_would_not_take_is_posted_after_a_restart(
     assert kinds == ["filed", "card_failed", "card_posted"]
 
 
+def test_during_an_outage_the_retry_sweep_stops_after_three_cases_in_a_row(
+    bot: RunningBot, fake: FakeSlack
+) -> None:
+    """Cards Slack would not take (and cards without their link) wait for the next run once
+    three in a row failed: during an outage each would otherwise spend the retries in turn."""
+    fake.inject("chat.postMessage", status=500, times=None)
+    for n in range(6):
+        asked = len(fake.calls_to("chat.postMessage"))
+        _view, reply = file(bot, fake, {"case_number": str(27343 + n)})
+        assert reply.status == 200
+        per_card = len(fake.calls_to("chat.postMessage")) - asked  # one try and its retries
+    assert all(c.thread_ts is None for c in cases(bot))
+    asked = len(fake.calls_to("chat.postMessage"))
+    assert publish_pending(services(bot)) == 0
+    assert len(fake.calls_to("chat.postMessage")) - asked == 3 * per_card  # not 6
+    with bot.uow() as uow:
+        failed = uow.session.scalars(select(CaseEvent).where(CaseEvent.kind == "card_failed"))
+        assert len(list(failed)) == 6 + 3  # each at filing, then three of them in the sweep
+    fake.reset_faults()
+    assert publish_pending(services(bot)) == 6  # all of them once Slack is back
+    assert len(cards(fake, "C0API0001")) == 6
+    # Links: Slack takes the cards but gives no permalinks; three misses end the run too.
+    with bot.uow() as uow:
+        for case in uow.session.scalars(select(Case)):
+            case.permalink = None
+        uow.commit()
+    fake.inject("chat.getPermalink", status=500, times=None)
+    asked = len(fake.calls_to("chat.getPermalink"))
+    publish_pending(services(bot))
+    per_link = len(fake.calls_to("chat.getPermalink")) - asked
+    assert per_link % 3 == 0 and per_link < 6 * (per_link // 3)
+    fake.reset_faults()
+    publish_pending(services(bot))
+    assert all(c.permalink for c in cases(bot))
+
+
 def test_a_card_posted_but_not_recorded_is_found_not_posted_twice(
     bot: RunningBot, fake: FakeSlack
 ) -> None:

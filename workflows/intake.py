@@ -13,7 +13,7 @@ from storage.domain import CaseStatus, ParticipantRole, Urgency
 from storage.models import Case
 from storage.uow import UnitOfWork
 from workflows.access import can_see, channels_of
-from workflows.announcements import deliver
+from workflows.announcements import OUTAGE_AFTER, deliver
 from workflows.config import SwarmConfig
 from workflows.embedding import ModelUnavailable
 from workflows.errors import DuplicateCase, InvalidCase, SlackUnavailable
@@ -99,23 +99,29 @@ def validate(draft: CaseDraft, config: SwarmConfig) -> dict[str, str]:
     return errors
 
 
-def file_case(services: Services, draft: CaseDraft) -> Filed:
-    """Store a new case (before any Slack call). A retried submission returns the same case."""
+def file_case(services: Services, draft: CaseDraft, *, arm: bool = True) -> Filed:
+    """Store a new case (before any Slack call). A retried submission returns the same case.
+
+    Its SLA timers are armed too, unless `arm` is False: the modal's submission stores the
+    case inside its ack (so a taken number can come back as a field error) and arms the
+    timers after it (`services.timers.case_changed`); should the process die in between,
+    the leader's reconciliation arms them within five minutes.
+    """
     errors = validate(draft, services.config)
     if errors:
         raise InvalidCase(errors)
     number = draft.case_number.strip()
     now = services.clock.now()
-    with services.uow() as uow:
-        uow.cases.ensure_workspace(team_id=draft.team_id)
-        uow.commit()
     try:
-        return _store(services, draft, number, now)
+        filed = _store(services, draft, number, now)
     except DuplicateCase as exc:
         # The number is taken either way; its thread is named only to those who may see it.
         if draft.filer_id and not can_see(services.slack, draft.filer_id, exc.channels):
             raise DuplicateCase(number, None, exc.resolved, hidden=True) from None
         raise
+    if arm and filed.created:
+        services.timers.case_changed(filed.case_id)
+    return filed
 
 
 def _store(services: Services, draft: CaseDraft, number: str, now: datetime) -> Filed:
@@ -123,6 +129,7 @@ def _store(services: Services, draft: CaseDraft, number: str, now: datetime) -> 
         earlier = _earlier_submission(uow, draft, number)
         if earlier is not None:
             return earlier
+        uow.cases.ensure_workspace(team_id=draft.team_id)
         channel_id = channel_for(
             uow,
             services.config,
@@ -180,9 +187,7 @@ def _store(services: Services, draft: CaseDraft, number: str, now: datetime) -> 
             },
         )
         uow.commit()
-        filed = Filed(case.id, number, channel_id, created=True)
-    services.timers.case_changed(filed.case_id)
-    return filed
+        return Filed(case.id, number, channel_id, created=True)
 
 
 def _earlier_submission(uow: UnitOfWork, draft: CaseDraft, number: str) -> Filed | None:
@@ -273,12 +278,17 @@ def publish_card(
 def follow_up(services: Services, case_id: int) -> list[int]:
     """After the card: its permalink (while Slack will not give one, later) and the filer's
     note, owed once. Returns the ids of the posts it owed."""
+    return _follow_up(services, case_id)[0]
+
+
+def _follow_up(services: Services, case_id: int) -> tuple[list[int], bool]:
+    """follow_up, and whether Slack was asked for a permalink and gave none."""
     with services.uow.read() as uow:
         case = uow.cases.get(case_id)
         if case is None or case.thread_ts is None:
-            return []
+            return [], False
         if case.permalink is not None and case.filer_notified_at is not None:
-            return []
+            return [], False
         where = (case.channel_id, case.thread_ts) if case.permalink is None else None
     permalink = services.slack.permalink(*where) if where else None
     with services.uow() as uow:
@@ -301,21 +311,36 @@ def follow_up(services: Services, case_id: int) -> list[int]:
                     )
                 )
         uow.commit()
-        return [post.id for post in owed]
+        return [post.id for post in owed], where is not None and permalink is None
 
 
 def publish_pending(services: Services) -> int:
-    """Post every card that an earlier attempt (or process) could not; return how many."""
+    """Post every card that an earlier attempt (or process) could not; return how many.
+
+    When Slack fails OUTAGE_AFTER cases in a row, the run stops and the rest wait for the
+    next one: during an outage each case would otherwise spend the client's retries in turn.
+    """
     now = services.clock.now()
     with services.uow() as uow:
         pending = uow.cases.cards_to_post(stale_before=now - CARD_LEASE)
         unfinished = uow.cases.cards_to_follow_up()
-    posted = 0
-    for case_id in pending:
+    posted = failed = 0
+    for n, case_id in enumerate(pending):
         if publish_card(services, case_id):
-            posted += 1
+            posted, failed = posted + 1, 0
+        else:
+            failed += 1
+        if failed >= OUTAGE_AFTER:
+            log.warning("Slack is not taking cards: %d left for the next run", len(pending) - n - 1)
+            return posted
     owed: list[int] = []
-    for case_id in unfinished:
-        owed += follow_up(services, case_id)
+    for n, case_id in enumerate(unfinished):
+        ids, missed = _follow_up(services, case_id)
+        owed += ids
+        failed = failed + 1 if missed else 0
+        if failed >= OUTAGE_AFTER:
+            left = len(unfinished) - n - 1
+            log.warning("Slack gives no permalinks: %d card(s) left for the next run", left)
+            break
     deliver(services, owed)
     return posted
