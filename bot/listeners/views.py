@@ -37,7 +37,7 @@ def submit_intake(
     services = services_of(context)
     draft = intake_draft(view, team_id=team_of(body, context), filer_id=body["user"]["id"])
     try:
-        filed = file_case(services, draft)
+        filed = file_case(services, draft, arm=False)  # inside the ack: only the store
     except InvalidCase as exc:
         ack(response_action="errors", errors=_on_blocks(exc.errors, view))
         return
@@ -54,6 +54,8 @@ def submit_intake(
         )
         raise
     ack()
+    if filed.created:
+        services.timers.case_changed(filed.case_id)
     publish_card(services, filed.case_id)
 
 
