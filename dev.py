@@ -58,7 +58,14 @@ def run(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     ensure_env("requirements-test.lock")
-    return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    # One pytest worker per core (pytest-xdist): the suite mostly waits (timers, subprocesses,
+    # servers), and each worker gets its own databases. `-n 0` runs it in one process.
+    parallel = (
+        []
+        if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args)
+        else ["-n", "auto"]
+    )
+    return subprocess.call([str(PYTHON), "-m", "pytest", *parallel, *args], cwd=ROOT)
 
 
 def main() -> int:
