@@ -171,10 +171,12 @@ class SwarmScheduler:
     def reconcile(self) -> int:
         """Add the timers open cases need but the store lacks; drop those no case needs.
 
-        Streams: the stored timers become one byte per case id (a bit per kind), the open
-        cases are read a page at a time and their missing timers inserted page by page, so
-        the memory it takes does not grow with the number of timers (100,000 open cases:
-        a few MiB, where sets of 400,000 ids took 140 MiB)."""
+        Streams: the stored timers become one byte per case id (a bit per kind); the open
+        cases are read a page at a time as (id, the kinds of timers it needs), worked out by
+        the database; only the cases missing some are read whole, and their missing timers
+        inserted page by page. The memory it takes does not grow with the number of timers
+        (100,000 open cases: a few MiB, where sets of 400,000 ids took 140 MiB), and a
+        restart with nothing missing computes no timer in Python."""
         table = self.store.jobs_t
         stored = bytearray()
         with self.engine.connect() as connection:
@@ -190,25 +192,19 @@ class SwarmScheduler:
                     stored[case_id] |= KIND_BITS[kind]
         armed, after = 0, 0
         while True:
-            with self.uow() as uow:
-                rows = uow.schedule.open_case_timers(after_id=after, limit=self.reconcile_page)
-            if not rows:
+            last, lacking = self._lacking(after, stored)
+            if last is None:
                 break
-            missing: list[tuple[str, float, bytes]] = []
-            for row in rows:
-                held = stored[row.id] if row.id < len(stored) else 0
-                for timer in sla.timers_of(row, self.config):
-                    bit = KIND_BITS[timer.kind]
-                    if held & bit:
-                        held &= ~bit  # needed: what is left of the case's byte is not
-                    else:
-                        missing.append(self._row(timer))
-                if row.id < len(stored):
-                    stored[row.id] = held
+            missing = [
+                self._row(timer)
+                for row, held in lacking
+                for timer in sla.timers_of(row, self.config)
+                if not held & KIND_BITS[timer.kind]
+            ]
             if missing:
                 self._insert(missing)
                 armed += len(missing)
-            after = rows[-1].id
+            after = last
         unneeded = [
             sla.job_id(case_id, kind)
             for case_id, bits in enumerate(stored)
@@ -227,6 +223,33 @@ class SwarmScheduler:
             if self.leading:
                 self.scheduler.wakeup()
         return armed
+
+    def _lacking(self, after: int, stored: bytearray) -> tuple[int | None, list[tuple[Any, int]]]:
+        """The next page of open cases after `after`: the last id read (None past the end),
+        and (timer columns, bits of the timers it holds) of each case lacking a timer. Clears
+        from `stored` the bits of the timers the page's cases need."""
+        page = self.reconcile_page
+        with self.uow() as uow:
+            if not stored:  # a first start: every case lacks every timer; read them whole
+                rows = uow.schedule.open_case_timers(after_id=after, limit=page)
+                return (rows[-1].id if rows else None), [(row, 0) for row in rows]
+            kinds = uow.schedule.open_case_timer_kinds(
+                kind_bits=KIND_BITS, after_id=after, limit=page
+            )
+            if not kinds:
+                return None, []
+            short: dict[int, int] = {}
+            for case_id, needed in kinds:
+                held = stored[case_id] if case_id < len(stored) else 0
+                if needed & ~held:
+                    short[case_id] = held
+                if case_id < len(stored):
+                    stored[case_id] = held & ~needed  # what is left is not needed
+            last = kinds[-1][0]
+            if not short:
+                return last, []
+            rows = uow.schedule.case_timers(after_id=after, through_id=last)
+        return last, [(row, short[row.id]) for row in rows if row.id in short]
 
     def _row(self, timer: sla.Timer) -> Row:
         """A job store row for a timer, as APScheduler would write it (without a Job:

@@ -26,7 +26,7 @@ from bot.gateway import web_client
 from bot.runtime import build_swarm
 from scheduling.job_rows import JobRows, job_state
 from scheduling.listing import pending_jobs
-from scheduling.scheduler import SwarmScheduler, start_scheduler
+from scheduling.scheduler import KIND_BITS, SwarmScheduler, start_scheduler
 from storage.db import create_db_engine
 from storage.domain import CaseStatus
 from storage.models import Case
@@ -493,3 +493,33 @@ def test_timers_another_process_armed_meanwhile_are_kept_not_an_error(
     leader._insert([leader._row(timers[0])])  # the other process's
     leader._insert([leader._row(t) for t in timers])
     assert sorted(harness.jobs()) == sorted(t.job_id for t in timers)
+
+
+def test_the_database_works_out_the_same_timer_kinds_as_timers_of(harness: Harness) -> None:
+    """Reconciliation asks the database which kinds of timers each open case needs; that
+    rule must be `sla.timers_of`'s, for every combination of the columns it reads."""
+    case_id = harness.file("27343", urgency="high")
+    columns = (
+        "first_response_due",
+        "first_response_at",
+        "first_response_breached_at",
+        "first_response_reminded_at",
+        "resolution_due",
+        "resolution_breached_at",
+        "resolution_reminded_at",
+    )
+    moment = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    for combination in range(2 ** len(columns)):
+        with harness.swarm.uow() as uow:
+            case = uow.cases.get(case_id)
+            assert case is not None
+            for n, column in enumerate(columns):
+                setattr(case, column, moment if combination >> n & 1 else None)
+            uow.commit()
+        with harness.swarm.uow() as uow:
+            [(found, needed)] = uow.schedule.open_case_timer_kinds(kind_bits=KIND_BITS)
+            [row] = uow.schedule.case_timers(after_id=case_id - 1, through_id=case_id)
+        expected = sum(KIND_BITS[t.kind] for t in sla.timers_of(row, harness.swarm.config))
+        assert (found, needed) == (case_id, expected), [
+            c for n, c in enumerate(columns) if combination >> n & 1
+        ]
