@@ -238,12 +238,14 @@ def test_a_long_queue_lists_its_oldest_forty_and_counts_only_what_the_user_may_s
     lines = member.split("\n")
     assert lines[0].startswith("*45 open cases*") and len(member) <= 3000
     assert 10 < len(lines) - 2 <= 40 and lines[-1] == f"… and {45 - (len(lines) - 2)} more."
-    assert "27343" in lines[1] and "27344" in lines[2] and "27345" in lines[3]  # oldest first
+    assert all(
+        f"|{n}>" in lines[i] for i, n in ((1, 27343), (2, 27344), (3, 27345))
+    )  # oldest first
     stranger = said(bot, fake, "status", STRANGER)
     lines = stranger.split("\n")
     assert lines[0].startswith("*42 open cases*")
     assert lines[-1] == f"… and {42 - (len(lines) - 2)} more."
-    assert not any(f"2734{n}" in stranger for n in (5, 6, 7))
-    assert "27344" in lines[2] and "27348" in lines[3]
+    assert not any(f"|{n}>" in stranger for n in (27345, 27346, 27347))
+    assert "|27344>" in lines[2] and "|27348>" in lines[3]
     calls = len(fake.calls_to("conversations.members")) + len(fake.calls_to("conversations.info"))
     assert calls - asked <= 8  # two pairs of channels, two users: not one call per case
