@@ -58,12 +58,14 @@ def run(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     ensure_env("requirements-test.lock")
-    # One pytest worker per core (pytest-xdist): the suite mostly waits (timers, subprocesses,
-    # servers), and each worker gets its own databases. `-n 0` runs it in one process.
+    # Two pytest workers per core, at most 8 (pytest-xdist): the suite mostly waits on timers,
+    # subprocesses and servers, and each worker gets its own databases (a PostgreSQL server
+    # each). `-n 0` runs it in one process.
+    workers = min(8, 2 * (os.cpu_count() or 1))
     parallel = (
         []
         if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args)
-        else ["-n", "auto"]
+        else ["-n", str(workers)]
     )
     return subprocess.call([str(PYTHON), "-m", "pytest", *parallel, *args], cwd=ROOT)
 
