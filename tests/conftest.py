@@ -14,6 +14,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.context import Swarm
 from bot.gateway import CALLS_IN_TRANSACTION
@@ -106,10 +107,14 @@ class Databases:
         template.dispose()  # the last connection closing checkpoints the WAL into the file
         self.pg: TempPostgres | None = None
         self.pg_url: str | None = os.environ.get("SWARM_TEST_POSTGRES_URL")
+        self._pg_own_database = False  # for a given server: this worker's database made
         self.pg_problem: str | None = None
         self._pg_engine = None
 
     def start_postgres(self) -> None:
+        if self.pg_url and not self._pg_own_database:
+            self.pg_url = worker_database(self.pg_url)
+            self._pg_own_database = True
         if self.pg_url or self.pg_problem:
             return
         bindir = find_bindir()
@@ -157,6 +162,24 @@ class Databases:
             self._pg_engine.dispose()
         if self.pg is not None:
             self.pg.stop()
+
+
+def worker_database(url: str) -> str:
+    """A database of this pytest worker's own on a server the tests were given
+    (SWARM_TEST_POSTGRES_URL): workers run at once and each truncates its tables per test."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    name = f"swarm_test_{worker}"
+    admin = create_db_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        known = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).scalar()
+        if not known:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
