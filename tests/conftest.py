@@ -106,16 +106,16 @@ class Databases:
         upgrade(template)
         template.dispose()  # the last connection closing checkpoints the WAL into the file
         self.pg: TempPostgres | None = None
-        self.pg_url: str | None = os.environ.get("SWARM_TEST_POSTGRES_URL")
-        self._pg_own_database = False  # for a given server: this worker's database made
+        self.pg_given: str | None = os.environ.get("SWARM_TEST_POSTGRES_URL")
+        self.pg_url: str | None = None
         self.pg_problem: str | None = None
         self._pg_engine = None
 
     def start_postgres(self) -> None:
-        if self.pg_url and not self._pg_own_database:
-            self.pg_url = worker_database(self.pg_url)
-            self._pg_own_database = True
         if self.pg_url or self.pg_problem:
+            return
+        if self.pg_given:
+            self.pg_url = worker_database(self.pg_given)
             return
         bindir = find_bindir()
         if bindir is None:
