@@ -33,16 +33,10 @@ from tests.conftest import (  # noqa: E402
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import throwaway_postgres  # noqa: E402
+from tests.scenario import GOOD as VALUES  # noqa: E402  the intake form's values
 from workflows.config import parse_config  # noqa: E402
 
 LATENCIES = (0.0, 0.1)
-VALUES = {
-    "urgency": "high",
-    "topic": "api",
-    "summary": "Webhooks time out",
-    "details": "EU endpoints time out since 09:00",
-    "customer": "ACME",
-}
 
 
 def measure(db_url: str, fake: FakeSlack, runs: int) -> dict[float, dict[str, list[float]]]:

@@ -64,19 +64,13 @@ from tests.conftest import (  # noqa: E402
 )
 from tests.fakeslack import FakeSlack  # noqa: E402
 from tests.pgcluster import throwaway_postgres  # noqa: E402
+from tests.scenario import GOOD as VALUES  # noqa: E402  the intake form's values
 from tests.slackdriver import SlackDriver, TrackingExecutor  # noqa: E402
 from workflows.config import parse_config  # noqa: E402
 
 TARGETS = ("swarm", "bolt", "bolt-pbr")
 KINDS = ("status", "help", "join", "submit", "message")
 CHANNEL = "C0API0001"
-VALUES = {
-    "urgency": "high",
-    "topic": "api",
-    "summary": "Webhooks time out",
-    "details": "EU endpoints time out since 09:00",
-    "customer": "ACME",
-}
 
 
 # -- the servers (child processes) ---------------------------------------------------------
@@ -475,6 +469,20 @@ def until(db_url: str, sql: str, target: int, timeout: float = 300.0) -> float:
     return time.monotonic()
 
 
+def first_posted_case(db_url: str) -> tuple[int, str]:
+    """(id, thread ts) of the first case whose card is posted: where message events go."""
+    engine = create_db_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT id, thread_ts FROM cases WHERE thread_ts IS NOT NULL ORDER BY id")
+            ).first()
+    finally:
+        engine.dispose()
+    assert row is not None
+    return int(row[0]), str(row[1])
+
+
 def throughput(db: str, db_url: str, fake: FakeSlack, args: argparse.Namespace) -> None:
     """Intake (submission -> card posted) cases/s and thread-message events/s, 1..4 workers."""
     posted = "SELECT count(*) FROM cases WHERE thread_ts IS NOT NULL"
@@ -491,12 +499,7 @@ def throughput(db: str, db_url: str, fake: FakeSlack, args: argparse.Namespace) 
             before = count(db_url, posted)
             send(server.url, *requests.body("submit"))
             until(db_url, posted, before + 1)
-            with create_db_engine(db_url).connect() as conn:
-                row = conn.execute(
-                    text("SELECT id, thread_ts FROM cases WHERE thread_ts IS NOT NULL ORDER BY id")
-                ).first()
-            assert row is not None
-            requests.case_id, requests.thread_ts = int(row[0]), str(row[1])
+            requests.case_id, requests.thread_ts = first_posted_case(db_url)
             rates = []
             for kind, sql in (
                 ("submit", posted),
@@ -562,12 +565,7 @@ def profile(db_url: str, fake: FakeSlack, args: argparse.Namespace) -> None:
         )
 
     call("submit")
-    with create_db_engine(db_url).connect() as conn:
-        row = conn.execute(
-            text("SELECT id, thread_ts FROM cases WHERE thread_ts IS NOT NULL ORDER BY id")
-        ).first()
-    assert row is not None
-    requests.case_id, requests.thread_ts = int(row[0]), str(row[1])
+    requests.case_id, requests.thread_ts = first_posted_case(db_url)
     for kind in ("submit", "message"):
         profiler = cProfile.Profile()
         started = time.perf_counter()
